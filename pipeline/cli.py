@@ -1,0 +1,70 @@
+"""The single `worldloom` command.
+
+Sub-commands live with the package that owns them and are imported only when called, so
+`worldloom manifest validate` does not pay for importing torch and Ray.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from pipeline.errors import UserError
+
+# name -> "module:attribute" of a click command or group
+COMMANDS: dict[str, str] = {
+    "manifest": "pipeline.manifest.cli:manifest",
+    "render-server": "unreal_bridge.cli:render_server",
+    "generate": "pipeline.generate.cli:generate",
+    "inspect": "pipeline.inspect:inspect_command",
+    "curate": "pipeline.curate.cli:curate",
+    "select": "pipeline.curate.cli:select",
+    "mix": "pipeline.curate.cli:mix",
+    "train": "training.cli:train",
+    "encode": "training.cli:encode",
+    "sample": "training.cli:sample",
+    "model": "model.cli:model",
+    "demo": "pipeline.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="worldloom")
+def cli() -> None:
+    """worldloom: data engine and training stack for video world models."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user mistakes become one red line and exit code 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="worldloom", standalone_mode=False)
+    except UserError as error:
+        click.secho(f"error: {error.one_line()}", fg="red", err=True)
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        click.secho("aborted", fg="red", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.secho("interrupted; completed work is kept, re-run the same command to resume", fg="yellow", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+
+
+if __name__ == "__main__":
+    main()

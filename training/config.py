@@ -1,0 +1,192 @@
+"""Typed training configuration, loaded from YAML.
+
+One `TrainConfig` describes a whole run: which stage (`vae` trains the autoencoder, `world`
+trains the DiT on latents of a frozen autoencoder), which named model config, where the data
+comes from and how it is mixed, the optimiser and schedule, checkpointing, MLflow and scaling.
+The resolved config (after CLI overrides) is what rank 0 logs to MLflow, so a run can be
+reproduced from its MLflow params alone.
+
+User mistakes raise `pipeline.errors.UserError` with one line naming the file, the field and
+the fix (pydantic's multi-line reports are folded into that line).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import UserError
+
+
+class _Strict(BaseModel):
+    """Unknown keys are typos: reject them instead of silently ignoring them."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSource(_Strict):
+    """One shard source: a dataset folder (with shards/*.tar), a tar file, or a glob/brace URL."""
+
+    path: str
+    weight: float = Field(1.0, gt=0, description="relative mixture weight; sources are sampled in proportion")
+
+
+class DataConfig(_Strict):
+    sources: list[DataSource] = Field(default_factory=list, description="empty: the CLI's --data gives them")
+    shuffle_buffer: int = Field(32, ge=1, description="samples held per reader for shuffling")
+    loader_workers: int = Field(0, ge=0, description="torch DataLoader processes per training worker")
+    frames: int | None = Field(None, ge=1, description="window length; default: the model config's")
+    fps: float | None = Field(None, gt=0, description="window frame rate; default: the model config's")
+    resolution: tuple[int, int] | None = Field(None, description="(height, width); default: the model config's")
+    latents: str | None = Field(None, description="shards written by `worldloom encode` (world stage)")
+
+
+class OptimConfig(_Strict):
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = Field(10, ge=0, description="linear warm-up from 0 to lr")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine decays to lr * min_lr_ratio")
+    grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
+
+
+class CheckpointSettings(_Strict):
+    every: int = Field(50, ge=1, description="report a checkpoint every N steps (and at the end)")
+    keep: int = Field(3, ge=1, description="checkpoints kept in storage")
+
+
+class MlflowConfig(_Strict):
+    tracking_uri: str | None = Field(
+        None, description="None: $MLFLOW_TRACKING_URI, else a SQLite file in the run folder"
+    )
+    experiment: str = "worldloom"
+    sample_every: int = Field(0, ge=0, description="log a sample rollout (mp4 + GIF) every N steps; 0: at the end only")
+    sample_frames: int = Field(8, ge=1, description="frames in a logged rollout")
+    log_system_metrics: bool = True
+
+
+class ScalingSettings(_Strict):
+    num_workers: int = Field(2, ge=1)
+    gpus_per_worker: float = Field(0, ge=0)
+    cpus_per_worker: float = Field(1, gt=0)
+    strategy: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto", description="auto: FSDP2 when on CUDA and the model is large, else DDP"
+    )
+    max_failures: int = Field(2, ge=-1, description="worker-failure restarts from the last checkpoint (-1: unlimited)")
+
+
+class TrainConfig(_Strict):
+    stage: Literal["vae", "world"]
+    model: str = Field(description="named model config, e.g. tiny")
+    steps: int = Field(ge=1)
+    batch_size: int = Field(2, ge=1, description="clips per worker per step")
+    seed: int = 0
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    scaling: ScalingSettings = Field(default_factory=ScalingSettings)
+    storage_path: str = Field("runs/train", description="local folder, shared filesystem path or s3://... URI")
+    name: str | None = Field(None, description="run name; reusing name + storage_path resumes")
+    vae_checkpoint: str | None = Field(None, description="world stage: checkpoint of the trained VAE")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "/" in value or value.startswith(".")):
+            raise ValueError("must be a plain folder name (no '/', not starting with '.')")
+        return value
+
+    @model_validator(mode="after")
+    def _world_needs_a_vae(self) -> "TrainConfig":
+        if self.stage == "world" and self.vae_checkpoint is None and self.data.latents is None:
+            raise ValueError("stage world needs vae_checkpoint (a trained VAE) or data.latents (encoded shards)")
+        return self
+
+    def run_name(self) -> str:
+        """The Ray Train run name: explicit, or `<stage>-<model>-<hash of the config>`."""
+        if self.name:
+            return self.name
+        return f"{self.stage}-{self.model}-{self.digest()[:8]}"
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+    def flat(self) -> dict[str, str]:
+        """Dotted key -> value, for MLflow params (which are flat strings)."""
+        return _flatten(self.model_dump(mode="json"))
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(tree, dict):
+        out: dict[str, str] = {}
+        for key, value in tree.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    if isinstance(tree, list) and tree and all(isinstance(item, dict) for item in tree):
+        out = {}
+        for index, item in enumerate(tree):
+            out.update(_flatten(item, f"{prefix}{index}."))
+        return out
+    return {prefix.rstrip("."): json.dumps(tree) if isinstance(tree, (list, dict)) else str(tree)}
+
+
+def _one_line(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{source}: field '{field}': {message}{more}"
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> TrainConfig:
+    """Validate a config mapping; `source` names the file in error messages."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: the top level must be a mapping of fields (stage, model, steps, ...)")
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as error:
+        raise UserError(_one_line(error, source), hint="see docs/training.md for the fields") from None
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found", hint="pass a YAML file such as training/configs/tiny_vae.yaml")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    return parse_config(data, str(path))
+
+
+def with_overrides(config: TrainConfig, source: str = "<config>", **overrides: Any) -> TrainConfig:
+    """Apply dotted-key overrides (e.g. {"scaling.num_workers": 2}); None values are skipped."""
+    data = config.model_dump(mode="json")
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return parse_config(data, source)
+
+
+def parse_data_arg(text: str) -> DataSource:
+    """`PATH` or `PATH:WEIGHT` (the weight is a number after the last colon)."""
+    head, sep, tail = text.rpartition(":")
+    if sep and head:
+        try:
+            return DataSource(path=head, weight=float(tail))
+        except ValueError:
+            pass
+    return DataSource(path=text)

@@ -1,0 +1,1 @@
+"""worldloom unreal_bridge package."""
