@@ -65,7 +65,8 @@ class MlflowConfig(_Strict):
     )
     experiment: str = "worldloom"
     sample_every: int = Field(0, ge=0, description="log a sample rollout (mp4 + GIF) every N steps; 0: at the end only")
-    sample_frames: int = Field(8, ge=1, description="frames in a logged rollout")
+    sample_frames: int = Field(9, ge=1, description="video frames in a logged world rollout (rounded to 1 + tc*k)")
+    log_every: int = Field(1, ge=1, description="log metrics every N steps")
     log_system_metrics: bool = True
 
 

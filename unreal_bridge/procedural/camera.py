@@ -1,8 +1,9 @@
 """OpenCV camera (c2w + K) -> PyBullet/OpenGL view and projection matrices, and depth linearisation.
 
 Conventions (docs/architecture.md): camera-to-world is OpenCV (x right, y down, z forward), world Z
-up, metres; K is in pixels of the output resolution with pixel centres at integer coordinates (the
-OpenCV convention: the centre of the top-left pixel is (0, 0)). OpenGL cameras look down -z with y
+up, metres; K is in pixels of the output resolution with (0, 0) at the top-left corner of the
+top-left pixel, so pixel (i, j) covers u in [i, i + 1) and its centre is u = i + 0.5, and a centred
+principal point is (W/2, H/2) (pipeline.manifest.resolve writes K this way). OpenGL cameras look down -z with y
 up, so the two frames differ by a flip of y and z. PyBullet takes matrices as 16 floats in
 column-major (OpenGL) order.
 """
@@ -24,13 +25,16 @@ def view_matrix(camera_to_world: np.ndarray) -> list[float]:
 def projection_matrix(K: np.ndarray, width: int, height: int, near: float, far: float) -> list[float]:
     """OpenGL projection that reproduces the pinhole K exactly, off-centre principal points included.
 
-    Pixel u (OpenCV, centre of column i at u = i) maps to NDC x = 2 (u + 0.5) / W - 1; row v (down)
-    maps to NDC y = 1 - 2 (v + 0.5) / H. Solving for the matrix entries gives the terms below.
+    TinyRenderer samples column i at viewport x = i and writes viewport row j to image row
+    H - 1 - j (measured: see tests/test_procedural_backend.py::test_projection_matches_pinhole).
+    To make column i / row r sample the pixel centre u = i + 0.5 / v = r + 0.5 we map
+    NDC x = 2 (u - 0.5) / W - 1 and NDC y = 1 - 2 (v + 0.5) / H; solving for the matrix gives
+    the terms below.
     """
     fx, fy, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
     proj = np.array(
         [
-            [2.0 * fx / width, 0.0, 1.0 - 2.0 * (cx + 0.5) / width, 0.0],
+            [2.0 * fx / width, 0.0, 1.0 - 2.0 * (cx - 0.5) / width, 0.0],
             [0.0, 2.0 * fy / height, 2.0 * (cy + 0.5) / height - 1.0, 0.0],
             [0.0, 0.0, -(far + near) / (far - near), -2.0 * far * near / (far - near)],
             [0.0, 0.0, -1.0, 0.0],
@@ -57,8 +61,8 @@ def camera_rays(K: np.ndarray, width: int, height: int) -> np.ndarray:
     Multiplying by planar depth gives the camera-frame point, so world positions of every pixel
     are `(rays * depth[..., None]) @ R.T + t` — used by sky, fog and terrain tinting.
     """
-    u = np.arange(width, dtype=np.float64)
-    v = np.arange(height, dtype=np.float64)
+    u = np.arange(width, dtype=np.float64) + 0.5  # pixel centres
+    v = np.arange(height, dtype=np.float64) + 0.5
     uu, vv = np.meshgrid(u, v)
     x = (uu - K[0, 2]) / K[0, 0]
     y = (vv - K[1, 2]) / K[1, 1]

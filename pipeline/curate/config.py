@@ -1,0 +1,135 @@
+"""Curation settings, loaded from an optional YAML file (`--config curate.yaml`).
+
+Every threshold lives here so that a run is described by one file; the defaults follow the
+numbers in docs/curate.md (and the field guide) so a user can compare with other pipelines.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShotConfig(_Strict):
+    """Content-based cut detection on downscaled frames (see shots.py)."""
+
+    analysis_width: int = Field(64, ge=16, le=512)
+    min_score: float = Field(0.30, gt=0, le=1)        # absolute floor of the combined difference
+    ratio: float = Field(3.0, gt=1)                   # score / local mean needed for a cut
+    window: int = Field(6, ge=2)                      # frames each side for the local mean
+    min_scene_s: float = Field(0.4, ge=0)             # cuts closer than this keep the stronger one
+
+
+class PlanConfig(_Strict):
+    """Clip planning: length bounds and the trim kept away from each cut."""
+
+    min_clip_s: float = Field(0.5, gt=0)
+    max_clip_s: float = Field(10.0, gt=0)
+    trim_s: float = Field(0.2, ge=0)                  # Cosmos uses 0.5 s for a model-based detector
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PlanConfig":
+        if self.max_clip_s < self.min_clip_s:
+            raise ValueError("max_clip_s must be >= min_clip_s")
+        return self
+
+
+class OutputConfig(_Strict):
+    """Target of the frame-accurate transcode.
+
+    fps None keeps the source's average rate. With only one of width/height the display aspect
+    (after rotation) is kept; with both, the frame is scaled to cover and centre-cropped.
+    """
+
+    fps: float | None = Field(None, gt=0, le=240)
+    width: int | None = Field(None, ge=16, le=4096)
+    height: int | None = Field(256, ge=16, le=4096)
+    crf: int = Field(23, ge=0, le=51)
+    gop: int = Field(16, ge=1)
+
+
+class ScoreConfig(_Strict):
+    black_luma: float = Field(0.10, ge=0, le=1)       # ffmpeg blackdetect pix_th
+    black_fraction: float = Field(0.98, ge=0, le=1)   # ffmpeg blackdetect pic_th
+    frozen_noise: float = Field(0.001, ge=0)          # ffmpeg freezedetect noise (mean abs diff)
+    frames_sampled: int = Field(4, ge=1, le=64)       # frames per clip for CLIP scores
+
+
+class ModelConfig(_Strict):
+    """Local model files only; nothing is downloaded."""
+
+    clip_model: str = "ViT-B-32"
+    clip_weights: str | None = None                   # None: random init (tests, offline runs)
+    aesthetic_head: str | None = None                 # LAION-style MLP state dict (.pth/.pt)
+    coca_model: str = "coca_ViT-B-32"
+    coca_weights: str | None = None
+
+
+RANDOM_INIT_DEDUPE_THRESHOLD = 0.9995
+
+
+class DedupeConfig(_Strict):
+    """threshold None picks 0.98 (Open-Sora; Cosmos uses 0.99) for trained CLIP weights and
+    0.9995 for random-initialised ones, whose embeddings all lie within ~0.01 of each other."""
+
+    enabled: bool = True
+    threshold: float | None = Field(None, gt=0, le=1)
+
+    def effective_threshold(self, trained_weights: bool) -> float:
+        if self.threshold is not None:
+            return self.threshold
+        return 0.98 if trained_weights else RANDOM_INIT_DEDUPE_THRESHOLD
+
+
+class FilterConfig(_Strict):
+    """Quality rejection at curate time. Off by default: every score lands in the index and
+    `worldloom select` chooses later; turn on to apply pipeline.quality's rules now."""
+
+    reject_low_quality: bool = False
+
+
+class RunConfig(_Strict):
+    max_retries: int = Field(2, ge=0)
+    num_cpus_per_task: float = Field(1.0, gt=0)
+    seed: int = 0                                     # random-init seed of CLIP when no weights
+    shard_max_bytes: int = Field(500_000_000, ge=1_000_000)
+    shard_max_samples: int | None = Field(None, ge=1)
+
+
+class CurateConfig(_Strict):
+    shots: ShotConfig = ShotConfig()
+    plan: PlanConfig = PlanConfig()
+    output: OutputConfig = OutputConfig()
+    scores: ScoreConfig = ScoreConfig()
+    models: ModelConfig = ModelConfig()
+    dedupe: DedupeConfig = DedupeConfig()
+    filters: FilterConfig = FilterConfig()
+    run: RunConfig = RunConfig()
+
+
+def load_config(path: str | Path | None) -> CurateConfig:
+    """Read a curate YAML; a mistake becomes one UserError line naming the field."""
+    if path is None:
+        return CurateConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found", hint="pass an existing --config YAML or omit it")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML ({error})", hint="fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: top level must be a mapping", hint="see docs/curate.md for the keys")
+    try:
+        return CurateConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"{path}: field {field}: {first['msg']}", hint="see docs/curate.md for allowed values") from None

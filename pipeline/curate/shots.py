@@ -1,0 +1,230 @@
+"""Content-based shot (cut) detection on downscaled frames.
+
+Per frame we keep a colour histogram (HSV: 16 hue, 8 saturation, 16 value bins) and an edge
+map of the luma. The difference between consecutive frames is the mean of
+
+* the histogram distance (half the L1 distance, in [0, 1]), and
+* the edge change ratio (fraction of edge pixels that have no edge within 1 px in the other
+  frame, the larger of entering and leaving edges, in [0, 1]), discounted when either frame
+  has low contrast (the dark end of a fade), where edges appear and vanish with noise.
+
+A cut is a frame whose difference is both above an absolute floor (`min_score`) and `ratio`
+times larger than the mean difference of its neighbours (`window` frames each side, the frame
+itself excluded). Gradual transitions (fades, dissolves) spread their change over many frames,
+so every one of those frames looks like its neighbours and none passes the ratio test; a hard
+cut is a single spike. Cuts closer than `min_scene_s` (measured in presentation time, so a
+variable frame rate does not change it) keep only the strongest.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.curate.config import ShotConfig
+
+HUE_BINS, SATURATION_BINS, VALUE_BINS = 16, 8, 16
+EDGE_FLOOR = 12.0        # minimum luma gradient (0..255 scale) that counts as an edge
+EDGE_PERCENTILE = 85.0   # otherwise the top 15% gradients are edges (adapts to contrast)
+FULL_EDGE_CONTRAST = 16.0  # luma std (0..255) from which edge evidence counts fully
+MIN_EDGE_PIXELS = 0.002  # fewer edge pixels than this fraction: the frame has "no edges"
+
+
+@dataclass
+class FrameFeatures:
+    histogram: np.ndarray   # (40,) float32, each of the three parts sums to 1
+    edges: np.ndarray       # (h, w) bool
+    edges_dilated: np.ndarray
+    luma_mean: float        # 0..1
+    contrast: float         # luma standard deviation, 0..255 scale
+    dark_fraction: np.ndarray  # kept for black detection: fraction of pixels below each luma level
+
+
+def rgb_to_hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 RGB (h, w, 3) -> hue in [0, 1), saturation and value in [0, 1]."""
+    image = rgb.astype(np.float32) / 255.0
+    red, green, blue = image[..., 0], image[..., 1], image[..., 2]
+    value = image.max(axis=-1)
+    minimum = image.min(axis=-1)
+    chroma = value - minimum
+    saturation = np.where(value > 0, chroma / np.maximum(value, 1e-6), 0.0)
+    safe = np.maximum(chroma, 1e-6)
+    hue = np.where(
+        value == red, ((green - blue) / safe) % 6.0,
+        np.where(value == green, (blue - red) / safe + 2.0, (red - green) / safe + 4.0),
+    ) / 6.0
+    hue = np.where(chroma > 0, hue, 0.0)
+    return hue, saturation, value
+
+
+def luma_of(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma on the 0..255 scale, float32."""
+    image = rgb.astype(np.float32)
+    return 0.299 * image[..., 0] + 0.587 * image[..., 1] + 0.114 * image[..., 2]
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    padded = np.pad(mask, 1)
+    out = np.zeros_like(mask)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            out |= padded[dy:dy + mask.shape[0], dx:dx + mask.shape[1]]
+    return out
+
+
+DARK_LEVELS = np.linspace(0.02, 0.5, 25, dtype=np.float32)  # luma thresholds for black detection
+
+
+def frame_features(rgb: np.ndarray) -> FrameFeatures:
+    hue, saturation, value = rgb_to_hsv(rgb)
+    pixels = float(hue.size)
+    histogram = np.concatenate([
+        np.bincount(np.minimum((hue * HUE_BINS).astype(np.int32), HUE_BINS - 1).ravel(), minlength=HUE_BINS),
+        np.bincount(np.minimum((saturation * SATURATION_BINS).astype(np.int32), SATURATION_BINS - 1).ravel(), minlength=SATURATION_BINS),
+        np.bincount(np.minimum((value * VALUE_BINS).astype(np.int32), VALUE_BINS - 1).ravel(), minlength=VALUE_BINS),
+    ]).astype(np.float32) / pixels
+    luma = luma_of(rgb)
+    gradient = np.zeros_like(luma)
+    gradient[:, :-1] += np.abs(np.diff(luma, axis=1))
+    gradient[:-1, :] += np.abs(np.diff(luma, axis=0))
+    threshold = max(EDGE_FLOOR, float(np.percentile(gradient, EDGE_PERCENTILE)))
+    edges = gradient > threshold
+    if edges.mean() < MIN_EDGE_PIXELS:
+        edges = np.zeros_like(edges)
+    normalised = luma / 255.0
+    dark = (normalised[None, ...] < DARK_LEVELS[:, None, None]).mean(axis=(1, 2)).astype(np.float32)
+    return FrameFeatures(histogram, edges, _dilate(edges), float(normalised.mean()), float(luma.std()), dark)
+
+
+def frame_difference(previous: FrameFeatures, current: FrameFeatures) -> float:
+    """Combined difference in [0, 1] between consecutive frames."""
+    histogram_distance = float(np.abs(previous.histogram - current.histogram).sum()) / 6.0
+    previous_count = int(previous.edges.sum())
+    current_count = int(current.edges.sum())
+    if previous_count == 0 and current_count == 0:
+        edge_change = 0.0
+    elif previous_count == 0 or current_count == 0:
+        edge_change = 1.0
+    else:
+        leaving = float((previous.edges & ~current.edges_dilated).sum()) / previous_count
+        entering = float((current.edges & ~previous.edges_dilated).sum()) / current_count
+        edge_change = max(leaving, entering)
+    # Edges of a low-contrast frame (the dark end of a fade) come and go with noise and the
+    # edge threshold, so their evidence is discounted; the histogram still sees a real cut.
+    edge_weight = min(1.0, min(previous.contrast, current.contrast) / FULL_EDGE_CONTRAST)
+    return 0.5 * histogram_distance + 0.5 * edge_weight * edge_change
+
+
+@dataclass
+class ShotAnalysis:
+    """Everything pass one learns about a file; later stages never re-derive it."""
+
+    times: np.ndarray                  # (N,) seconds from the first frame
+    scores: np.ndarray                 # (N,) difference to the previous frame (0 for frame 0)
+    luma: np.ndarray                   # (N,) mean luma in [0, 1]
+    dark: np.ndarray                   # (N, len(DARK_LEVELS)) fraction of pixels below each level
+    cuts: list[int] = field(default_factory=list)   # frame indices that start a new shot
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.times.shape[0])
+
+    def black_frames(self, black_luma: float, black_fraction: float) -> np.ndarray:
+        """(N,) bool, ffmpeg blackdetect semantics: >= pic_th of pixels darker than pix_th."""
+        level = int(np.argmin(np.abs(DARK_LEVELS - black_luma)))
+        return self.dark[:, level] >= black_fraction
+
+    def shots(self) -> list[tuple[int, int]]:
+        bounds = [0, *self.cuts, self.frame_count]
+        return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+class ShotDetector:
+    """Streaming: feed downscaled RGB frames in presentation order, then call `finish()`."""
+
+    def __init__(self, config: ShotConfig | None = None) -> None:
+        self.config = config or ShotConfig()
+        self._previous: FrameFeatures | None = None
+        self._times: list[float] = []
+        self._scores: list[float] = []
+        self._luma: list[float] = []
+        self._dark: list[np.ndarray] = []
+
+    def push(self, rgb: np.ndarray, time: float) -> None:
+        features = frame_features(rgb)
+        self._scores.append(0.0 if self._previous is None else frame_difference(self._previous, features))
+        self._times.append(time)
+        self._luma.append(features.luma_mean)
+        self._dark.append(features.dark_fraction)
+        self._previous = features
+
+    def finish(self) -> ShotAnalysis:
+        scores = np.asarray(self._scores, dtype=np.float32)
+        times = np.asarray(self._times, dtype=np.float64)
+        analysis = ShotAnalysis(
+            times=times,
+            scores=scores,
+            luma=np.asarray(self._luma, dtype=np.float32),
+            dark=np.stack(self._dark) if self._dark else np.zeros((0, len(DARK_LEVELS)), np.float32),
+        )
+        analysis.cuts = find_cuts(scores, times, self.config)
+        return analysis
+
+
+def find_cuts(scores: np.ndarray, times: np.ndarray, config: ShotConfig) -> list[int]:
+    """Adaptive threshold on the difference signal; see the module docstring."""
+    count = scores.shape[0]
+    candidates: list[int] = []
+    for t in range(1, count):
+        if scores[t] < config.min_score:
+            continue
+        neighbours = np.concatenate([scores[max(1, t - config.window):t], scores[t + 1:t + 1 + config.window]])
+        baseline = float(neighbours.mean()) if neighbours.size else 0.0
+        if scores[t] >= config.ratio * baseline:
+            candidates.append(t)
+    accepted: list[int] = []
+    for t in candidates:
+        if accepted and times[t] - times[accepted[-1]] < config.min_scene_s:
+            if scores[t] > scores[accepted[-1]]:
+                accepted[-1] = t
+            continue
+        accepted.append(t)
+    return accepted
+
+
+def analysis_size(width: int, height: int, analysis_width: int) -> tuple[int, int]:
+    """Stored-picture size for analysis: `analysis_width` wide, aspect kept, even height."""
+    scaled_height = max(2, int(round(height * analysis_width / max(width, 1) / 2)) * 2)
+    return analysis_width, scaled_height
+
+
+def analyze_file(uri: str, stored_width: int, stored_height: int, config: ShotConfig | None = None) -> ShotAnalysis:
+    """Pass one over a file: decode every frame once, downscale, and detect cuts.
+
+    The frame count is whatever the decoder returns, never the container's claim.
+    """
+    from pipeline.curate.video import iter_frames
+
+    config = config or ShotConfig()
+    width, height = analysis_size(stored_width, stored_height, config.analysis_width)
+    detector = ShotDetector(config)
+    for decoded in iter_frames(uri):
+        small = decoded.frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+        detector.push(small, decoded.time)
+    return detector.finish()
+
+
+def black_stretches(analysis: ShotAnalysis, black_luma: float, black_fraction: float) -> list[tuple[int, int]]:
+    """Runs of consecutive black frames as half-open frame ranges `[start, end)`."""
+    black = analysis.black_frames(black_luma, black_fraction)
+    runs: list[tuple[int, int]] = []
+    start = None
+    for index, is_black in enumerate(black.tolist()):
+        if is_black and start is None:
+            start = index
+        elif not is_black and start is not None:
+            runs.append((start, index))
+            start = None
+    if start is not None:
+        runs.append((start, len(black)))
+    return runs

@@ -1,0 +1,130 @@
+"""Per-clip work after rendering: encode, score, caption, assemble the sample.
+
+Plain functions on numpy arrays so they can be tested without Ray; `stages.py` wraps them in
+actors. The render stage hands over a `RenderedPayload`; `process_clip` returns the shard
+members (except `json` and `clip.npy`, which need the embedding), the scores and the caption.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.encode import EncodeSettings, encode_mp4
+from pipeline.quality import QualityThresholds, clip_scores
+from pipeline.shards import encode_npy, encode_npz
+
+ACTION_KEYS = ["forward", "back", "left", "right", "jump", "sprint", "yaw_deg", "pitch_deg"]
+UNITS = {
+    "poses": "camera-to-world 4x4, OpenCV axes (x right, y down, z forward), world Z-up, metres",
+    "intrinsics": "pinhole K in pixels of the output resolution",
+    "depth": "planar z along camera +z, metres, float16, sky = far plane",
+    "segmentation": "int32 instance ids, 0 = sky/background",
+    "actions": "[forward, back, left, right, jump, sprint, yaw_deg, pitch_deg]: multi-hot keys, then degrees per frame",
+    "camera_speed_mps": "metres per second",
+    "camera_rotation_dps": "degrees per second",
+}
+
+
+@dataclass
+class RenderedPayload:
+    """What a render stage returns for one clip (arrays as received from the server)."""
+
+    key: str
+    resolved_clip: dict[str, Any]
+    resolved_sha256: str
+    rgb: np.ndarray                   # (T, H, W, 3) uint8
+    camera_to_world: np.ndarray       # (T, 4, 4) float64
+    intrinsics: np.ndarray            # (3, 3) float64
+    actions: np.ndarray               # (T, 8) float32
+    depth: np.ndarray | None = None   # (T, H, W) float32 metres
+    segmentation: np.ndarray | None = None  # (T, H, W) int32
+    renderer: dict[str, str] = field(default_factory=dict)  # backend, engine_version, server_id
+    render_seconds: float = 0.0
+
+
+@dataclass
+class ProcessedClip:
+    key: str
+    members: dict[str, bytes]
+    scores: dict[str, float]
+    caption: str
+    meta: dict[str, Any]
+    thumbnail: np.ndarray             # (h, w, 3) uint8, middle frame, for contact sheets
+    frames: int
+
+
+def encode_settings_for(clip: dict[str, Any], crf: int | None, gop: int | None, preset: str) -> EncodeSettings:
+    output = clip.get("output", {})
+    return EncodeSettings(
+        crf=int(crf if crf is not None else output.get("crf", 23)),
+        gop=int(gop if gop is not None else output.get("gop", 8)),
+        preset=preset,
+    )
+
+
+def caption_for(clip: dict[str, Any], payload: RenderedPayload) -> str:
+    """Grounded caption from the manifest helper's `caption_clip` (resolved clip + rollout)."""
+    try:
+        from pipeline.caption import caption_clip
+    except ImportError:  # the caption module (manifest area) is not in this tree yet
+        world = clip.get("world", {})
+        return f"synthetic {world.get('generator', world.get('level', 'scene'))} clip, scene {clip.get('scene', '')}"
+    try:
+        return str(caption_clip(clip, actions=payload.actions, poses=payload.camera_to_world))
+    except TypeError:
+        return str(caption_clip(clip))
+
+
+def process_clip(payload: RenderedPayload, settings: EncodeSettings,
+                 thresholds: QualityThresholds = QualityThresholds()) -> ProcessedClip:
+    clip = payload.resolved_clip
+    output = clip.get("output", {})
+    fps = float(output.get("fps", 16))
+    rgb = payload.rgb
+    frames, height, width = int(rgb.shape[0]), int(rgb.shape[1]), int(rgb.shape[2])
+    members: dict[str, bytes] = {
+        "mp4": encode_mp4(rgb, fps, settings),
+        "poses.npy": encode_npy(payload.camera_to_world.astype(np.float64)),
+        "intrinsics.npy": encode_npy(payload.intrinsics.astype(np.float64)),
+        "actions.npy": encode_npy(payload.actions.astype(np.float32)),
+    }
+    if payload.depth is not None:
+        far = np.finfo(np.float16).max
+        members["depth.npz"] = encode_npz(depth=np.clip(payload.depth, 0.0, far).astype(np.float16))
+    if payload.segmentation is not None:
+        members["seg.npz"] = encode_npz(segmentation=payload.segmentation.astype(np.int32))
+    scores = clip_scores(rgb, payload.camera_to_world, fps, thresholds)
+    caption = caption_for(clip, payload)
+    meta = {
+        "key": payload.key,
+        "source": "synthetic",
+        "domain": payload.renderer.get("backend", "unknown"),
+        "manifest_name": clip.get("manifest_name", ""),
+        "manifest_sha256": clip.get("manifest_sha256", ""),
+        "resolved_sha256": payload.resolved_sha256,
+        "scene": clip.get("scene", ""),
+        "clip_index": int(clip.get("clip_index", 0)),
+        "seeds": clip.get("seeds", {}),
+        "fps": fps,
+        "width": width,
+        "height": height,
+        "frames": frames,
+        "renderer": payload.renderer,
+        "encode": settings.describe(),
+        "action_keys": ACTION_KEYS,
+        "units": UNITS,
+        "resolved_clip": clip,
+    }
+    middle = rgb[frames // 2]
+    step = max(1, max(height, width) // 128)
+    return ProcessedClip(
+        key=payload.key, members=members, scores=scores, caption=caption, meta=meta,
+        thumbnail=np.ascontiguousarray(middle[::step, ::step]), frames=frames,
+    )
+
+
+def middle_frames(rgb: np.ndarray, count: int) -> np.ndarray:
+    picks = np.unique(np.linspace(0, len(rgb) - 1, min(count, len(rgb))).round().astype(int))
+    return rgb[picks]

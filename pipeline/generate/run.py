@@ -1,0 +1,468 @@
+"""The generate recipe: expand -> resume state -> start stages -> stream clips -> write -> finish.
+
+The driver schedules and writes; the actors do the work. Clips are written strictly in key
+order through a small reorder buffer, so shard layout and bytes do not depend on which
+actor finished first, and an interrupted run plus its resume equals an uninterrupted run.
+Backpressure: at most `render_queue` clips wait per render actor and at most `window` clips
+are in flight overall (rendering, processing, or finished but waiting for their turn).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from pipeline.generate.config import GenerateConfig
+from pipeline.generate.progress import RunCounts, RunProgress, summary_table
+from pipeline.generate.tasks import ClipTask, ManifestInfo, expand_manifests
+from pipeline.quality import reject_reasons
+from pipeline.shards import (
+    DatasetLayout,
+    Journal,
+    ShardWriter,
+    code_version,
+    encode_json,
+    encode_npy,
+    write_dataset_json,
+    write_index,
+)
+from pipeline.shards.index import index_rows
+
+EventHook = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class GenerateResult:
+    out: Path
+    status: str                          # complete | interrupted
+    counts: RunCounts
+    wall_seconds: float
+    efficiency: float | None
+    stage_busy_seconds: dict[str, float]
+    cores: float
+    shards: list[str]
+    failed: dict[str, str] = field(default_factory=dict)   # key -> error
+    server_restarts: int = 0
+    mlflow_run_id: str | None = None
+
+
+@dataclass
+class _Outcome:
+    task: ClipTask
+    status: str                      # kept | rejected | failed
+    processed: Any = None
+    embedding: dict[str, Any] | None = None
+    error: str = ""
+    frames: int = 0
+
+
+def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: EventHook | None = None) -> GenerateResult:
+    """Run (or resume) a generate job. Raises KeyboardInterrupt after a clean stop on SIGINT."""
+    if config.out is None:
+        from pipeline.errors import UserError
+
+        raise UserError("generate: no output directory", hint="pass --out DIR")
+    emit = on_event or (lambda kind, data: None)
+    started = time.perf_counter()
+    layout = DatasetLayout(Path(config.out))
+    tasks, infos = expand_manifests([Path(m) for m in manifests])
+    if config.overwrite:
+        _remove_outputs(layout)
+    layout.root.mkdir(parents=True, exist_ok=True)
+
+    # -- resume state: what is already done -------------------------------------------------
+    previous = _previous_rows(layout)
+    kept_by_shard: dict[str, list[str]] = {}
+    for key in sorted(previous):
+        row = previous[key]
+        if row["status"] == "kept":
+            kept_by_shard.setdefault(row["shard"], []).append(key)
+    writer, recovered = ShardWriter.resume(layout, kept_by_shard, max_bytes=config.shard_max_bytes)
+    committed = {f"shards/{p.name}" for p in layout.complete_shards()}
+    done: dict[str, dict[str, Any]] = {}
+    for key, row in previous.items():
+        if row["status"] == "rejected" or (row["status"] == "kept" and (row["shard"] in committed or key in recovered)):
+            done[key] = row
+    requested = {task.key for task in tasks}
+    todo = [task for task in tasks if task.key not in done]
+    journal = Journal(layout.journal_path)
+    # rewrite the journal so it holds exactly the rows still valid (drops failed and lost rows)
+    journal.remove()
+    journal.extend(done[key] for key in sorted(done))
+    journal.sync()
+
+    progress = RunProgress(len(tasks), enabled=config.progress)
+    counts = progress.counts
+    counts.requested = len(tasks)
+    counts.skipped = sum(1 for key in done if key in requested)
+    for row in done.values():
+        _count_row(counts, row)
+    progress.refresh(advance=counts.skipped)
+
+    stage_busy: dict[str, float] = {}
+    restarts = 0
+    cores = 0.0
+    started_ray = False
+    actors: dict[str, list[Any]] = {"render": [], "process": [], "embed": []}
+    clip_model: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    status = "complete"
+    try:
+        if todo:
+            started_ray = _ensure_ray(config)
+            import ray
+
+            cores = float(ray.cluster_resources().get("CPU", 1.0))
+            actors, clip_model = _start_stages(config, cores, emit)
+            _stream(todo, config, actors, writer, journal, progress, emit, failed)
+            stage_busy = _collect_busy(actors)
+            restarts = sum(int(s.get("restarts", 0)) for s in _stats(actors["render"]))
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        progress.stop()
+        if status == "interrupted":
+            writer.suspend()
+            journal.close()
+        _stop_stages(actors)
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+    wall = time.perf_counter() - started
+    efficiency = (sum(stage_busy.values()) / (wall * cores)) if stage_busy and cores else None
+    if status == "interrupted":
+        progress.console.print(summary_table(counts, wall_seconds=wall, efficiency=efficiency, out=str(layout.root),
+                                             shards=len(layout.complete_shards()), status="interrupted"))
+        _write_provenance(layout, infos, config, counts, wall, clip_model, status="incomplete")
+        raise KeyboardInterrupt
+
+    writer.close()
+    rows = Journal(layout.journal_path).load()
+    rows = {key: row for key, row in rows.items() if key in requested or key in previous}
+    write_index(layout.index_path, rows.values())
+    journal.remove()
+    shards = [f"shards/{p.name}" for p in layout.complete_shards()]
+    _write_provenance(layout, infos, config, counts, wall, clip_model, status="complete", rows=rows,
+                      efficiency=efficiency, stage_busy=stage_busy, cores=cores)
+    sheet = _contact_sheet(layout)
+    run_id = None
+    if config.mlflow.enabled:
+        run_id = _log_mlflow(layout, config, counts, wall, efficiency, sheet)
+    progress.console.print(summary_table(counts, wall_seconds=wall, efficiency=efficiency, out=str(layout.root),
+                                         shards=len(shards), status=status))
+    return GenerateResult(out=layout.root, status=status, counts=counts, wall_seconds=wall, efficiency=efficiency,
+                          stage_busy_seconds=stage_busy, cores=cores, shards=shards, failed=failed,
+                          server_restarts=restarts, mlflow_run_id=run_id)
+
+
+# -- the streaming loop ----------------------------------------------------------------------
+
+def _stream(todo: list[ClipTask], config: GenerateConfig, actors: dict[str, list[Any]], writer: ShardWriter,
+            journal: Journal, progress: RunProgress, emit: EventHook, failed: dict[str, str]) -> None:
+    import ray
+
+    renderers, processors, embedders = actors["render"], actors["process"], actors["embed"]
+    pending: deque[ClipTask] = deque(todo)
+    sequence = [task.key for task in todo]            # write order
+    next_write = 0
+    finished: dict[str, _Outcome] = {}
+    load = [0] * len(renderers)
+    rendering: dict[Any, tuple[ClipTask, int, Any]] = {}   # status ref -> (task, actor, payload ref)
+    downstream: dict[Any, tuple[ClipTask, Any, Any, int]] = {}  # embed ref -> (task, processed ref, payload ref, frames)
+    window = len(renderers) * config.render_queue + 2 * (len(processors) + len(embedders))
+    round_robin = 0
+    counts = progress.counts
+
+    def in_flight() -> int:
+        return len(rendering) + len(downstream) + len(finished)
+
+    while next_write < len(sequence):
+        # submit renders: per-actor queue limit and a global window (backpressure)
+        while pending and in_flight() < window:
+            actor = min(range(len(renderers)), key=lambda i: (load[i], i))
+            if load[actor] >= config.render_queue:
+                break
+            task = pending.popleft()
+            task.attempts += 1
+            status_ref, payload_ref = renderers[actor].render.options(num_returns=2).remote(task.key, task.clip)
+            rendering[status_ref] = (task, actor, payload_ref)
+            load[actor] += 1
+        waiting = list(rendering) + list(downstream)
+        ready, _ = ray.wait(waiting, num_returns=1, timeout=0.5) if waiting else ([], [])
+        for ref in ready:
+            if ref in rendering:
+                task, actor, payload_ref = rendering.pop(ref)
+                load[actor] -= 1
+                try:
+                    status = ray.get(ref)
+                except Exception as error:  # the actor process died
+                    status = {"ok": False, "error": f"render actor died: {type(error).__name__}"}
+                if status["ok"]:
+                    counts.rendered += 1
+                    counts.frames += int(status["frames"])
+                    processor = processors[round_robin % len(processors)]
+                    embedder = embedders[round_robin % len(embedders)] if embedders else None
+                    round_robin += 1
+                    processed_ref = processor.process.remote(payload_ref)
+                    final_ref = embedder.embed.remote(payload_ref, processed_ref) if embedder else processed_ref
+                    downstream[final_ref] = (task, processed_ref, payload_ref, int(status["frames"]))
+                    emit("rendered", {"key": task.key, "attempt": task.attempts, "endpoint": status.get("endpoint")})
+                else:
+                    task.errors.append(status["error"])
+                    emit("render_failed", {"key": task.key, "attempt": task.attempts, "error": status["error"]})
+                    if task.attempts <= config.retries:
+                        counts.retried += 1
+                        pending.appendleft(task)
+                    else:
+                        finished[task.key] = _Outcome(task, "failed", error=status["error"])
+            else:
+                task, processed_ref, payload_ref, frames = downstream.pop(ref)
+                try:
+                    processed = ray.get(processed_ref)
+                    embedding = ray.get(ref) if ref is not processed_ref else None
+                    finished[task.key] = _Outcome(task, "ok", processed=processed, embedding=embedding, frames=frames)
+                except Exception as error:  # noqa: BLE001 - processing errors are recorded, not retried
+                    finished[task.key] = _Outcome(task, "failed", error=f"processing: {type(error).__name__}: "
+                                                  f"{' '.join(str(error).split())[:300]}")
+        # write everything that is next in key order
+        while next_write < len(sequence) and sequence[next_write] in finished:
+            outcome = finished.pop(sequence[next_write])
+            row = _write_outcome(outcome, config, writer, journal)
+            _count_row(counts, row)
+            if row["status"] == "failed":
+                failed[row["key"]] = row["error"]
+            emit("written", {"key": row["key"], "status": row["status"], "shard": row["shard"], "reason": row["reason"]})
+            next_write += 1
+            progress.refresh(advance=1)
+        progress.refresh()
+
+
+def _write_outcome(outcome: _Outcome, config: GenerateConfig, writer: ShardWriter, journal: Journal) -> dict[str, Any]:
+    task = outcome.task
+    clip = task.clip
+    output = clip.get("output", {})
+    row: dict[str, Any] = {
+        "key": task.key, "status": "failed", "shard": "", "reason": "", "error": outcome.error,
+        "attempts": task.attempts, "caption": "", "source": "synthetic", "domain": "",
+        "manifest_name": clip.get("manifest_name", ""), "manifest_sha256": clip.get("manifest_sha256", ""),
+        "resolved_sha256": clip.get("sha256", ""), "scene": clip.get("scene", ""),
+        "clip_index": int(clip.get("clip_index", 0)), "frames": int(output.get("frames", 0)),
+        "width": int(output.get("width", 0)), "height": int(output.get("height", 0)),
+        "fps": float(output.get("fps", 0.0)), "renderer": "", "params_json": clip, "scores": {}, "embedding": [],
+    }
+    if outcome.status == "failed":
+        journal.append(row)
+        return row
+    processed = outcome.processed
+    scores = dict(processed.scores)
+    embedding = np.zeros(0, dtype=np.float32)
+    if outcome.embedding is not None:
+        embedding = np.asarray(outcome.embedding["embedding"], dtype=np.float32)
+        if "clip_text_similarity" in outcome.embedding:
+            scores["clip_text_similarity"] = float(outcome.embedding["clip_text_similarity"])
+    reasons = reject_reasons(scores, config.thresholds.to_thresholds())
+    meta = processed.meta
+    renderer = meta.get("renderer", {})
+    row.update({
+        "status": "rejected" if reasons else "kept", "reason": ",".join(reasons), "error": "",
+        "caption": processed.caption, "domain": meta["domain"], "resolved_sha256": meta["resolved_sha256"],
+        "frames": meta["frames"], "width": meta["width"], "height": meta["height"], "fps": meta["fps"],
+        "renderer": f"{renderer.get('backend', '')} {renderer.get('engine_version', '')}".strip(),
+        "params_json": meta["resolved_clip"], "scores": scores, "embedding": embedding.tolist(),
+    })
+    if not reasons:
+        members = dict(processed.members)
+        document = dict(meta)
+        document.update({"caption": processed.caption, "scores": scores, "reason": "",
+                         "clip_model": {"name": config.clip.model, "weights": config.clip.weights or
+                                        f"random-init(seed={config.clip.seed})"} if config.clip.enabled else None})
+        if embedding.size:
+            members["clip.npy"] = encode_npy(embedding)
+        document["members"] = ["json", *members]
+        members = {"json": encode_json(document), **members}
+        row["shard"] = writer.write(task.key, members)
+    journal.append(row)
+    return row
+
+
+def _count_row(counts: RunCounts, row: dict[str, Any]) -> None:
+    status = row["status"]
+    if status == "kept":
+        counts.kept += 1
+    elif status == "rejected":
+        counts.rejected += 1
+        for reason in filter(None, row.get("reason", "").split(",")):
+            counts.rejects_by_reason[reason] = counts.rejects_by_reason.get(reason, 0) + 1
+    elif status == "failed":
+        counts.failed += 1
+
+
+# -- stages ------------------------------------------------------------------------------------
+
+def _ensure_ray(config: GenerateConfig) -> bool:
+    """Connect to `ray_address`, reuse a running Ray (tests), or start a local one. True if we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if config.ray_address:
+        ray.init(address=config.ray_address, log_to_driver=False, configure_logging=False)
+    else:
+        ray.init(num_cpus=config.local_ray_cpus or os.cpu_count() or 1, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    return True
+
+
+def _start_stages(config: GenerateConfig, cores: float, emit: EventHook) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    import ray
+
+    from pipeline.generate.stages import remote_embed, remote_process, remote_render
+
+    res = config.resources
+    light = config.process_workers * res.process + (config.embed_workers * res.embed if config.clip.enabled else 0.0)
+    endpoints: list[str | None] = list(config.endpoints)
+    if not endpoints:
+        workers = config.workers or max(1, int((cores - light) // res.render_local))
+        endpoints = [None] * workers
+    render_cls = remote_render(res.render_local)
+    remote_cls = remote_render(res.render_remote)
+    renderers = [
+        (render_cls if endpoint is None else remote_cls).remote(
+            endpoint, idle_timeout=config.client_idle_timeout_s, max_retries=config.client_max_retries,
+            passes=config.passes)
+        for endpoint in endpoints
+    ]
+    thresholds = config.thresholds.to_thresholds()
+    processors = [remote_process(res.process).remote(config.encode.crf, config.encode.gop, config.encode.preset, thresholds)
+                  for _ in range(config.process_workers)]
+    embedders = []
+    clip_model: dict[str, Any] = {}
+    if config.clip.enabled:
+        embedders = [remote_embed(res.embed).remote(config.clip.model, config.clip.weights, config.clip.frames,
+                                                    config.clip.seed, config.clip.text_similarity)
+                     for _ in range(config.embed_workers)]
+    infos = ray.get([actor.info.remote() for actor in renderers])
+    for info in infos:
+        emit("server", info)
+    if embedders:
+        clip_model = ray.get(embedders[0].describe.remote())
+    return {"render": renderers, "process": processors, "embed": embedders}, clip_model
+
+
+def _stats(pool: list[Any]) -> list[dict[str, Any]]:
+    import ray
+
+    out = []
+    for actor in pool:
+        try:
+            out.append(ray.get(actor.stats.remote(), timeout=30))
+        except Exception:  # noqa: BLE001 - a dead actor has no stats
+            out.append({})
+    return out
+
+
+def _collect_busy(actors: dict[str, list[Any]]) -> dict[str, float]:
+    return {stage: sum(float(s.get("busy_seconds", 0.0)) for s in _stats(pool)) for stage, pool in actors.items() if pool}
+
+
+def _stop_stages(actors: dict[str, list[Any]]) -> None:
+    if not any(actors.values()):
+        return
+    import ray
+
+    try:
+        ray.get([actor.shutdown.remote() for actor in actors["render"]], timeout=20)
+    except Exception:  # noqa: BLE001 - servers also exit when their parent actor dies
+        pass
+    for pool in actors.values():
+        for actor in pool:
+            ray.kill(actor, no_restart=True)
+
+
+# -- files -------------------------------------------------------------------------------------
+
+def _remove_outputs(layout: DatasetLayout) -> None:
+    shutil.rmtree(layout.shards_dir, ignore_errors=True)
+    for path in (layout.index_path, layout.dataset_json_path, layout.journal_path):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(layout.root / "inspect", ignore_errors=True)
+    (layout.root / "contact_sheet.png").unlink(missing_ok=True)
+
+
+def _previous_rows(layout: DatasetLayout) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    if layout.index_path.exists():
+        rows.update({row["key"]: row for row in index_rows(layout.index_path)})
+    rows.update(Journal(layout.journal_path).load())
+    return rows
+
+
+def _write_provenance(layout: DatasetLayout, infos: list[ManifestInfo], config: GenerateConfig, counts: RunCounts,
+                      wall: float, clip_model: dict[str, Any], *, status: str, rows: dict[str, dict] | None = None,
+                      efficiency: float | None = None, stage_busy: dict[str, float] | None = None,
+                      cores: float = 0.0) -> None:
+    totals = {"requested": counts.requested, "kept": counts.kept, "rejected": counts.rejected, "failed": counts.failed}
+    rejects = dict(counts.rejects_by_reason)
+    if rows is not None:
+        statuses = [row["status"] for row in rows.values()]
+        totals.update({name: statuses.count(name) for name in ("kept", "rejected", "failed")})
+        rejects = {}
+        for row in rows.values():
+            if row["status"] == "rejected":
+                for reason in filter(None, row["reason"].split(",")):
+                    rejects[reason] = rejects.get(reason, 0) + 1
+    write_dataset_json(layout.dataset_json_path, {
+        "status": status,
+        "created_by": "worldloom generate",
+        "code": code_version(),
+        "manifests": [{"path": info.path, "name": info.name, "sha256": info.sha256,
+                       "resolved_sha256": info.resolved_sha256, "clips": len(info.resolved),
+                       "resolved": info.resolved} for info in infos],
+        "config": config.model_dump(mode="json", exclude={"out", "overwrite", "progress"}),
+        "clip_model": clip_model,
+        "counts": totals,
+        "rejects_by_reason": rejects,
+        "shards": [f"shards/{p.name}" for p in layout.complete_shards()],
+        "last_run": {"wall_s": round(wall, 3), "rendered": counts.rendered, "frames": counts.frames,
+                     "clips_per_min": round(counts.rendered / wall * 60, 3) if wall else 0.0,
+                     "frames_per_s": round(counts.frames / wall, 3) if wall else 0.0,
+                     "efficiency": None if efficiency is None else round(efficiency, 4),
+                     "stage_busy_s": {k: round(v, 3) for k, v in (stage_busy or {}).items()}, "cores": cores},
+    })
+
+
+def _contact_sheet(layout: DatasetLayout) -> Path | None:
+    from pipeline.inspect import write_contact_sheet
+
+    try:
+        return write_contact_sheet(layout.root, layout.root / "contact_sheet.png", max_clips=16)
+    except ValueError:
+        return None
+
+
+def _log_mlflow(layout: DatasetLayout, config: GenerateConfig, counts: RunCounts, wall: float,
+                efficiency: float | None, sheet: Path | None) -> str | None:
+    from pipeline.generate.tracking import log_data_run, tracking_uri
+
+    metrics = {"clips_requested": counts.requested, "clips_kept": counts.kept, "clips_rejected": counts.rejected,
+               "clips_failed": counts.failed, "clips_rendered": counts.rendered, "frames_rendered": counts.frames,
+               "wall_seconds": wall, "clips_per_minute": counts.rendered / wall * 60 if wall else 0.0,
+               "frames_per_second": counts.frames / wall if wall else 0.0}
+    if efficiency is not None:
+        metrics["pipeline_efficiency"] = efficiency
+    for reason, number in counts.rejects_by_reason.items():
+        metrics[f"rejected_{reason}"] = number
+    artifacts = [layout.index_path, layout.dataset_json_path] + ([sheet] if sheet else [])
+    return log_data_run(out=layout.root, uri=tracking_uri(layout.root, config.mlflow.tracking_uri),
+                        experiment=config.mlflow.experiment,
+                        params=config.model_dump(mode="json", exclude={"progress"}), metrics=metrics,
+                        artifacts=artifacts, run_name=f"generate {layout.root.name}")

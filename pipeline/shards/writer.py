@@ -1,0 +1,242 @@
+"""Atomic, deterministic WebDataset shard writing.
+
+A shard is written as `shard-NNNNNN.tar.tmp` and renamed to `shard-NNNNNN.tar` only when it
+is full (or the run ends), so a reader globbing `*.tar` never sees a partial shard. Every
+tar header is fixed (mtime 0, uid/gid 0, mode 0444), so the same samples in the same order
+give the same bytes. After each sample the file is flushed; a run that stops (SIGINT or a
+crash) leaves the `.tmp` behind, and `ShardWriter.resume` cuts it back to the last sample
+the journal recorded and keeps appending, which finishes the partial shard.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+from typing import BinaryIO, Iterator, Mapping
+
+from pipeline.shards.layout import DatasetLayout, shard_name, shard_number
+
+DEFAULT_MAX_BYTES = 500_000_000
+_BLOCK = tarfile.BLOCKSIZE
+
+
+def relative_shard_path(number: int) -> str:
+    """How the index and the journal name a shard: relative to the dataset root."""
+    return f"shards/{shard_name(number)}"
+
+
+def _tar_member_bytes(size: int) -> int:
+    """Bytes a member takes in a GNU tar: one header block plus data padded to 512."""
+    return _BLOCK + ((size + _BLOCK - 1) // _BLOCK) * _BLOCK
+
+
+def sample_size(members: Mapping[str, bytes]) -> int:
+    return sum(_tar_member_bytes(len(data)) for data in members.values())
+
+
+def _check_key(key: str) -> None:
+    if not key or "." in key or "/" in key:
+        raise ValueError(f"sample key {key!r} must be non-empty and contain no '.' or '/' (WebDataset splits at dots)")
+
+
+class ShardWriter:
+    """Append samples (key + `{extension: bytes}`) to numbered shards of at most `max_bytes`.
+
+    `write` returns the shard name the sample went into. A sample larger than `max_bytes`
+    gets a shard of its own. Call `close()` to commit the last shard; `suspend()` instead
+    leaves it as `.tmp` for a later `resume`.
+    """
+
+    def __init__(
+        self,
+        layout: DatasetLayout,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_count: int | None = None,
+        next_number: int = 0,
+    ) -> None:
+        self.layout = layout
+        self.max_bytes = int(max_bytes)
+        self.max_count = max_count
+        self.next_number = next_number
+        self.layout.shards_dir.mkdir(parents=True, exist_ok=True)
+        self._file: BinaryIO | None = None
+        self._tar: tarfile.TarFile | None = None
+        self._number: int = -1
+        self._count = 0
+        self._bytes = 0
+        self.committed: list[str] = []
+
+    # -- writing -----------------------------------------------------------------------
+    @property
+    def current_shard(self) -> str | None:
+        return relative_shard_path(self._number) if self._tar is not None else None
+
+    def write(self, key: str, members: Mapping[str, bytes]) -> str:
+        _check_key(key)
+        for extension in members:
+            if not extension or "/" in extension:
+                raise ValueError(f"bad member extension {extension!r} for sample {key}")
+        size = sample_size(members)
+        if self._tar is not None and self._count > 0:
+            too_big = self._bytes + size > self.max_bytes
+            too_many = self.max_count is not None and self._count >= self.max_count
+            if too_big or too_many:
+                self.commit()
+        if self._tar is None:
+            self._open(self.next_number)
+        assert self._tar is not None and self._file is not None
+        for extension, data in members.items():
+            info = tarfile.TarInfo(f"{key}.{extension}")
+            info.size = len(data)
+            info.mtime = 0
+            info.mode = 0o444
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            self._tar.addfile(info, io.BytesIO(data))
+        self._file.flush()
+        self._count += 1
+        self._bytes += size
+        return relative_shard_path(self._number)
+
+    def commit(self) -> str | None:
+        """Finish the open shard (end-of-archive blocks, fsync) and rename it into place."""
+        if self._tar is None:
+            return None
+        assert self._file is not None
+        self._tar.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        final = self.layout.shard_path(self._number)
+        os.replace(self.layout.tmp_shard_path(self._number), final)
+        name = relative_shard_path(self._number)
+        self.committed.append(name)
+        self._tar = None
+        self._file = None
+        self._count = 0
+        self._bytes = 0
+        return name
+
+    def close(self) -> None:
+        self.commit()
+
+    def suspend(self) -> None:
+        """Stop without committing: the `.tmp` stays for `resume` (it never looks complete)."""
+        if self._file is not None:
+            self._file.flush()
+            self._file.close()
+        self._tar = None
+        self._file = None
+
+    def _open(self, number: int, *, append_at: int | None = None) -> None:
+        path = self.layout.tmp_shard_path(number)
+        if append_at is None:
+            self._file = open(path, "wb")
+        else:
+            self._file = open(path, "r+b")
+            self._file.seek(append_at)
+            self._file.truncate()
+        # mode "w" on a file object starts writing at its current position
+        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.GNU_FORMAT)
+        self._number = number
+        self.next_number = number + 1
+
+    # -- resume ------------------------------------------------------------------------
+    @classmethod
+    def resume(
+        cls,
+        layout: DatasetLayout,
+        journaled: Mapping[str, list[str]],
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_count: int | None = None,
+    ) -> tuple["ShardWriter", set[str]]:
+        """Reopen a dataset: keep the journaled samples of a leftover `.tmp`, drop the rest.
+
+        `journaled` maps shard path ("shards/shard-NNNNNN.tar") -> keys the journal says were written there. Returns the
+        writer (positioned to append to the recovered partial shard, if any) and the keys
+        recovered from `.tmp` shards. Leftover `.tmp` shards other than the last are
+        dropped together with their samples (they are rendered again).
+        """
+        committed = [shard_number(p.name) for p in layout.complete_shards()]
+        temporaries = sorted(layout.shards_dir.glob("shard-*.tar.tmp")) if layout.shards_dir.is_dir() else []
+        next_number = max(committed, default=-1) + 1
+        writer = cls(layout, max_bytes=max_bytes, max_count=max_count, next_number=next_number)
+        recovered: set[str] = set()
+        for tmp in temporaries:
+            number = shard_number(tmp.name)
+            wanted = journaled.get(relative_shard_path(number), [])
+            if number != next_number or not wanted:
+                tmp.unlink()
+                continue
+            end, keys, size = _prefix_with_keys(tmp, wanted)
+            if not keys:
+                tmp.unlink()
+                continue
+            writer._open(number, append_at=end)
+            writer._count = len(keys)
+            writer._bytes = size
+            recovered.update(keys)
+        return writer, recovered
+
+
+def _prefix_with_keys(path: Path, wanted: list[str]) -> tuple[int, list[str], int]:
+    """Longest prefix of whole samples in a (possibly truncated) tar whose keys are journaled.
+
+    Returns (byte offset where the prefix ends, its keys in order, its accounted size).
+    """
+    wanted_set = set(wanted)
+    keys: list[str] = []
+    end = 0
+    size = 0
+    current_key: str | None = None
+    current_end = 0
+    current_size = 0
+    file_size = path.stat().st_size
+    try:
+        with tarfile.open(path, mode="r:", format=tarfile.GNU_FORMAT) as archive:
+            for member in archive:
+                key = member.name.split(".", 1)[0]
+                member_end = member.offset_data + ((member.size + _BLOCK - 1) // _BLOCK) * _BLOCK
+                if member_end > file_size:
+                    break
+                if key != current_key:
+                    if current_key is not None and current_key in wanted_set:
+                        keys.append(current_key)
+                        end, size = current_end, current_size
+                    elif current_key is not None:
+                        break
+                    current_key, current_size = key, 0
+                current_end = member_end
+                current_size += _tar_member_bytes(member.size)
+    except tarfile.ReadError:
+        pass
+    # the last sample is only complete if the journal recorded it (journal lines are written
+    # after the sample's bytes were flushed)
+    if current_key is not None and current_key in wanted_set and current_key not in keys:
+        if not keys or current_end >= end:
+            keys.append(current_key)
+            end, size = current_end, current_size
+    return end, keys, size
+
+
+def read_tar_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Samples of one tar in order: (key, {extension: bytes}). Keys split at the first dot."""
+    with tarfile.open(path, mode="r:") as archive:
+        current: str | None = None
+        members: dict[str, bytes] = {}
+        for member in archive:
+            if not member.isfile():
+                continue
+            key, extension = member.name.split(".", 1)
+            if key != current and current is not None:
+                yield current, members
+                members = {}
+            current = key
+            extracted = archive.extractfile(member)
+            assert extracted is not None
+            members[extension] = extracted.read()
+        if current is not None:
+            yield current, members

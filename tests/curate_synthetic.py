@@ -1,0 +1,81 @@
+"""Procedural test videos with known cut points, fades and variable frame rate.
+
+Shared by the curate tests (imported as a plain module; no fixtures here). Each segment has
+its own colour palette, a textured background and a moving square, so segments differ the
+way real shots do while frames within a segment change smoothly.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+WIDTH, HEIGHT = 160, 96
+
+
+def segment_frames(seed: int, count: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    """(count, H, W, 3) uint8: a drifting textured background plus a moving square."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(30, 226, size=3)
+    accent = 255 - base
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    frequency = rng.uniform(0.05, 0.2, size=2)
+    frames = np.empty((count, height, width, 3), np.uint8)
+    side = height // 4
+    speed = rng.uniform(1.0, 3.0, size=2)
+    for t in range(count):
+        texture = 0.5 + 0.5 * np.sin(frequency[0] * (x + 1.5 * t) + frequency[1] * y)
+        image = base[None, None, :] * (0.6 + 0.4 * texture[..., None])
+        top = int((10 + speed[1] * t) % (height - side))
+        left = int((10 + speed[0] * t) % (width - side))
+        image[top:top + side, left:left + side] = accent
+        frames[t] = np.clip(image, 0, 255).astype(np.uint8)
+    return frames
+
+
+def concatenate_with_cuts(lengths: list[int], seed: int = 0) -> tuple[np.ndarray, list[int]]:
+    """Hard cuts between segments; returns the frames and the cut indices (first frame of each new shot)."""
+    parts = [segment_frames(seed * 100 + i, n) for i, n in enumerate(lengths)]
+    cuts = list(np.cumsum(lengths)[:-1])
+    return np.concatenate(parts), [int(c) for c in cuts]
+
+
+def fade_through_black(first: np.ndarray, second: np.ndarray, fade: int) -> np.ndarray:
+    """first fades out to black over `fade` frames, then second fades in: no hard cut."""
+    ramp_out = np.linspace(1.0, 0.0, fade)[:, None, None, None]
+    ramp_in = np.linspace(0.0, 1.0, fade)[:, None, None, None]
+    out = (first[-fade:].astype(np.float32) * ramp_out).astype(np.uint8)
+    into = (second[:fade].astype(np.float32) * ramp_in).astype(np.uint8)
+    return np.concatenate([first[:-fade], out, into, second[fade:]])
+
+
+def dissolve(first: np.ndarray, second: np.ndarray, length: int) -> np.ndarray:
+    """Cross-dissolve over `length` frames: no hard cut."""
+    alpha = np.linspace(0.0, 1.0, length + 2)[1:-1, None, None, None]
+    mixed = (first[-length:].astype(np.float32) * (1 - alpha) + second[:length].astype(np.float32) * alpha).astype(np.uint8)
+    return np.concatenate([first[:-length], mixed, second[length:]])
+
+
+def write_video(path: Path, frames: np.ndarray, fps: float = 24.0, *, times: list[float] | None = None,
+                crf: int = 20, gop: int = 12) -> Path:
+    """H.264 MP4 through PyAV. With `times` (seconds), frames get those PTS: variable frame rate."""
+    time_base = Fraction(1, 1000)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001),
+                                      options={"crf": str(crf), "x264-params": f"keyint={gop}:scenecut=0:bframes=0"})
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        if times is not None:
+            stream.codec_context.time_base = time_base
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            if times is not None:
+                frame.pts = int(round(times[index] * 1000))
+                frame.time_base = time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

@@ -1,0 +1,128 @@
+"""Curating the shared real footage, one file at a time (no Ray): frame-exact cuts, rotation,
+containers without a frame count, fades and black stretches, and rejects with reasons."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.curate.config import CurateConfig, OutputConfig, PlanConfig
+from pipeline.curate.plan import ClipPlan
+from pipeline.curate.probe import probe
+from pipeline.curate.process import process_input
+from pipeline.curate.shots import analyze_file
+from pipeline.curate.transcode import output_geometry, select_source_frames, transcode_clips
+from pipeline.curate.video import iter_frames, to_rgb
+from pipeline.encode import EncodeSettings, decode_mp4, encode_mp4
+
+VIDEOS = ["counter.mp4", "fades.mp4", "delayed_start.mp4", "issue-134-rotate.mp4", "issue-236-split-copy.mkv"]
+SMALL = CurateConfig(output=OutputConfig(height=96), plan=PlanConfig(min_clip_s=0.5))
+
+
+def _plan(times: np.ndarray, start: int, end: int) -> ClipPlan:
+    step = float(np.median(np.diff(times)))
+    end_s = float(times[end]) if end < len(times) else float(times[-1] + step)
+    return ClipPlan(start, end, float(times[start]), end_s, 0)
+
+
+def _nearest(frames: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per output frame: index of the closest reference (MSE) and the margin to the runner-up."""
+    distances = ((frames[:, None].astype(np.float32) - references[None].astype(np.float32)) ** 2).mean(axis=(2, 3, 4))
+    order = np.sort(distances, axis=1)
+    return distances.argmin(axis=1), order[:, 1] - order[:, 0]
+
+
+@pytest.mark.parametrize("start,end", [(3, 17), (10, 20), (0, 30), (25, 30)])
+def test_counter_cut_holds_exactly_the_numbered_frames(realfootage, start, end):
+    """Frame i of counter.mp4 shows the number i+1, so [a, b) must show a+1..b; checked by
+    matching every frame of the encoded+decoded clip to all decoded source frames."""
+    uri = str(realfootage / "counter.mp4")
+    found = probe(uri)
+    analysis = analyze_file(uri, found.width, found.height)
+    assert analysis.frame_count == 30
+    geometry = output_geometry(found.width, found.height, found.rotation_deg, OutputConfig(height=216))
+    plan = _plan(analysis.times, start, end)
+    (clip,) = list(transcode_clips(uri, analysis.times, [plan], geometry, fps=10.0))
+    decoded = decode_mp4(encode_mp4(clip.frames, 10.0, EncodeSettings(crf=18)))
+    references = np.stack([to_rgb(d.frame, width=geometry.scale_width, height=geometry.scale_height) for d in iter_frames(uri)])
+    matches, margins = _nearest(decoded, references)
+    assert matches.tolist() == list(range(start, end))        # shows numbers start+1 .. end
+    assert len(decoded) == end - start
+    assert margins.min() > 1.0, "the numbered frames must be told apart by a clear margin"
+
+
+def test_fps_conversion_picks_frames_by_timestamp(realfootage):
+    uri = str(realfootage / "counter.mp4")
+    times = np.arange(30) / 10.0
+    assert select_source_frames(times, _plan(times, 4, 24), 5.0).tolist() == list(range(4, 24, 2))
+    assert select_source_frames(times, _plan(times, 0, 10), 20.0).tolist() == [i // 2 for i in range(20)]
+    jittered = times + np.array([0.004 * ((-1) ** i) for i in range(30)])  # millisecond PTS rounding
+    assert select_source_frames(jittered, _plan(jittered, 0, 30), 10.0).tolist() == list(range(30))
+
+
+def test_rotated_file_comes_out_in_display_orientation(realfootage):
+    uri = str(realfootage / "issue-134-rotate.mp4")
+    found = probe(uri)
+    assert (found.width, found.height, found.rotation_deg) == (1280, 544, -90)
+    geometry = output_geometry(found.width, found.height, found.rotation_deg, OutputConfig(height=256))
+    assert geometry.height == 256 and geometry.width < geometry.height      # landscape storage -> portrait output
+    analysis = analyze_file(uri, found.width, found.height)
+    (clip,) = list(transcode_clips(uri, analysis.times, [_plan(analysis.times, 0, 3)], geometry, fps=found.fps))
+    assert clip.frames.shape == (3, 256, geometry.width, 3)
+    # independent reference: PIL resize of the stored frame, then a clockwise quarter turn,
+    # which is what a display matrix of -90 degrees (counter-clockwise) asks for
+    first = next(iter_frames(uri)).frame.to_ndarray(format="rgb24")
+    stored = np.asarray(Image.fromarray(first).resize((256, geometry.width), Image.BILINEAR), np.float32)
+    clockwise, counter_clockwise = np.rot90(stored, k=-1), np.rot90(stored, k=1)
+    error_cw = ((clip.frames[0].astype(np.float32) - clockwise) ** 2).mean()
+    error_ccw = ((clip.frames[0].astype(np.float32) - counter_clockwise) ** 2).mean()
+    assert error_cw < 50 and error_cw * 10 < error_ccw
+
+
+def test_both_sizes_given_scale_to_cover_and_centre_crop():
+    geometry = output_geometry(1280, 544, -90, OutputConfig(width=128, height=128))
+    assert (geometry.width, geometry.height) == (128, 128)
+    assert (geometry.scale_width, geometry.scale_height) == (301, 128) or geometry.scale_height == 128
+    assert geometry.quarter_turns == 3 and geometry.crop_y > 0 and geometry.crop_x == 0
+
+
+def test_matroska_without_frame_count(realfootage):
+    uri = str(realfootage / "issue-236-split-copy.mkv")
+    found = probe(uri)
+    assert found.ok and found.declared_frames == 0
+    result = process_input(uri, SMALL, with_clip=False)
+    assert result.frames_decoded == 48
+    assert result.clips and all(len(decode_mp4(c.mp4)) == c.frames for c in result.clips)
+
+
+def test_fades_has_no_hard_cut_and_black_stretches_are_flagged(realfootage):
+    result = process_input(str(realfootage / "fades.mp4"), SMALL, with_clip=False)
+    assert result.reason is None and result.cuts == []
+    assert len(result.black_stretches) >= 3                 # it fades to black and back repeatedly
+    (clip,) = result.clips
+    assert clip.scores["black_fraction"] > 0.1
+    assert clip.scores["black_stretch_frames"] == sum(b - a for a, b in result.black_stretches)
+
+
+@pytest.mark.parametrize("name", VIDEOS)
+def test_every_readable_file_yields_clips(realfootage, name):
+    result = process_input(str(realfootage / name), SMALL, with_clip=False)
+    assert result.reason is None, result.detail
+    assert result.clips
+    for clip in result.clips:
+        decoded = decode_mp4(clip.mp4)
+        assert decoded.shape == (clip.frames, clip.height, clip.width, 3)
+        assert "_" in clip.key and "." not in clip.key
+
+
+def test_rejects_with_reasons_never_crash(tmp_path, realfootage):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 20)
+    garbage = tmp_path / "noise.mkv"
+    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    reasons = {p.name: process_input(str(p), SMALL, with_clip=False).reason
+               for p in (empty, text, garbage, realfootage / "README.md", tmp_path / "missing.mp4")}
+    assert reasons == {"empty.mp4": "empty_file", "notes.mp4": "not_media", "noise.mkv": "not_media",
+                       "README.md": "not_media", "missing.mp4": "missing"}

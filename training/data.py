@@ -1,0 +1,447 @@
+"""The shard loader: per-worker WebDataset readers -> clip windows aligned with poses and actions.
+
+Why per-worker readers and not Ray Data: each training worker streams only its own shards
+(split by node, then by DataLoader worker), decodes only the window it needs from the mp4
+bytes, and can resume at the exact sample it stopped at; Ray Data would ship whole multi-MB
+clips through the object store and loses its in-epoch position on restart
+(see docs/training.md, "Data").
+
+Pipeline for one (rank, loader worker), per source:
+
+    shards ─shuffle per epoch─▶ split by node ─▶ split by worker ─▶ tar samples ─▶ shuffle buffer
+                                                                                     │
+    sources mixed by weight (seeded) ◀───────────────────────────────────────────────┘
+        ─▶ skip (resume; no decode) ─▶ decode the window (decord) ─▶ align poses/actions/caption
+
+Every random draw is seeded from (seed, source, epoch, rank, worker), so the stream is a pure
+function of the config and its position: resuming = rebuilding the stream and skipping the
+samples already consumed, before any decoding.
+
+When a source has fewer shards than (world size x loader workers), shard-level splitting
+would starve some readers; those sources are split sample by sample instead (every reader
+reads every tar but keeps only its own samples), which is right for tiny datasets.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import json
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import webdataset as wds
+
+from pipeline.errors import UserError
+
+# Legend: T frames in a window, H x W output resolution, A = 8 action channels.
+ACTION_DIM = 8
+KEY_CHANNELS = slice(0, 6)   # forward, back, left, right, jump, sprint: multi-hot
+LOOK_CHANNELS = slice(6, 8)  # yaw_deg, pitch_deg per frame: deltas
+
+
+# --------------------------------------------------------------------------- shard lists
+
+
+def resolve_shards(path: str) -> list[str]:
+    """A dataset folder (shards/*.tar), a folder of tars, a tar, a glob or a brace pattern -> sorted URLs."""
+    if "://" in path and not path.startswith("file://"):
+        return sorted(wds.shardlists.expand_urls(path))
+    local = path.removeprefix("file://")
+    candidate = Path(local)
+    if candidate.is_dir():
+        tars = sorted(str(p) for p in (candidate / "shards").glob("*.tar")) or sorted(
+            str(p) for p in candidate.glob("*.tar")
+        )
+        if not tars:
+            raise UserError(f"--data {path}: no .tar shards in the folder or its shards/ subfolder",
+                            hint="point --data at a dataset written by `worldloom generate`")
+        return tars
+    if candidate.is_file():
+        return [str(candidate)]
+    expanded = [u for pattern in wds.shardlists.expand_urls(local) for u in sorted(glob.glob(pattern))]
+    if not expanded:
+        raise UserError(f"--data {path}: no such file, folder or matching shards",
+                        hint="pass a dataset folder, a .tar, or a pattern like data/shards/{000000..000009}.tar")
+    return sorted(expanded)
+
+
+def provenance(sources: list[tuple[str, float]]) -> dict[str, Any]:
+    """Shard list and a content hash per source, for MLflow lineage.
+
+    The hash is the sha256 of the dataset's index.parquet when there is one (it names every clip
+    and its sha256), else of the shard names and sizes.
+    """
+    out = []
+    for path, weight in sources:
+        shards = resolve_shards(path)
+        index = _index_file(path)
+        digest = hashlib.sha256()
+        if index is not None:
+            digest.update(index.read_bytes())
+        else:
+            for url in shards:
+                size = os.path.getsize(url) if os.path.exists(url) else -1
+                digest.update(f"{os.path.basename(url)}:{size}\n".encode())
+        out.append({"path": path, "weight": weight, "shards": shards,
+                    "index": str(index) if index else None, "index_sha256": digest.hexdigest()})
+    return {"sources": out}
+
+
+def _index_file(path: str) -> Path | None:
+    candidate = Path(path.removeprefix("file://"))
+    for name in ("index.parquet",):
+        for folder in (candidate, candidate.parent, candidate.parent.parent):
+            if folder.is_dir() and (folder / name).is_file():
+                return folder / name
+    return None
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+class OpenVideo:
+    """The one place that decodes video (decord); swap this class for torchcodec where decord is missing.
+
+    Opening demuxes the container to index its frames (no pixel decoding), so `len()` is the
+    number of frames actually present, not the container's declared count. `read` decodes only
+    the requested frames (seeking to the nearest keyframe). Frames are decoded at the stored
+    size and resized by `resize_frames`: decord's built-in scaler returns wrongly sized buffers
+    for some widths (checked here: 16, 24, 48 fail; 20, 32, 64 work).
+    """
+
+    def __init__(self, mp4: bytes) -> None:
+        import decord
+
+        self._reader = decord.VideoReader(io.BytesIO(mp4), ctx=decord.cpu(0), num_threads=1)
+
+    def __len__(self) -> int:
+        return len(self._reader)
+
+    @property
+    def fps(self) -> float:
+        return float(self._reader.get_avg_fps())
+
+    def read(self, indices: list[int]) -> np.ndarray:
+        """(T, H_src, W_src, 3) uint8."""
+        return self._reader.get_batch(indices).asnumpy()
+
+
+def crop_box(source_height: int, source_width: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """(top, left, crop_height, crop_width): the centred crop of the source with the target aspect."""
+    if source_width * height > width * source_height:  # source is wider: crop the sides
+        crop_width, crop_height = round(source_height * width / height), source_height
+    else:
+        crop_width, crop_height = source_width, round(source_width * height / width)
+    return (source_height - crop_height) // 2, (source_width - crop_width) // 2, crop_height, crop_width
+
+
+def resize_frames(frames_THW3: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """Centre-crop to the target aspect ratio, then area/bilinear resize -> (T, height, width, 3) uint8."""
+    video = torch.from_numpy(frames_THW3)
+    source_height, source_width = video.shape[1:3]
+    if (source_height, source_width) == (height, width):
+        return video
+    top, left, crop_height, crop_width = crop_box(source_height, source_width, height, width)
+    video = video[:, top: top + crop_height, left: left + crop_width].permute(0, 3, 1, 2).float()
+    video = torch.nn.functional.interpolate(video, size=(height, width), mode="bilinear", antialias=True,
+                                            align_corners=False)
+    return video.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def plan_window(num_source_frames: int, source_fps: float, frames: int, fps: float,
+                rng: random.Random) -> tuple[list[int], int]:
+    """Source frame indices for a window of `frames` at `fps` and the stride between them.
+
+    The stride is the integer nearest source_fps / fps (at least 1); the start is random.
+    Returns ([], stride) when the clip is too short.
+    """
+    stride = max(1, round(source_fps / fps))
+    span = (frames - 1) * stride + 1
+    if span > num_source_frames:
+        return [], stride
+    start = rng.randint(0, num_source_frames - span)
+    return [start + k * stride for k in range(frames)], stride
+
+
+def align_actions(actions_TA: np.ndarray, indices: list[int], stride: int) -> np.ndarray:
+    """Actions for the subsampled frames: frame k covers source frames (i_k - stride, i_k].
+
+    Key channels are multi-hot, so a key counts as pressed if it was pressed on any covered frame;
+    look channels are per-frame deltas, so they add up.
+    """
+    out = np.zeros((len(indices), actions_TA.shape[1]), dtype=np.float32)
+    for k, index in enumerate(indices):
+        covered = actions_TA[max(0, index - stride + 1): index + 1]
+        out[k, KEY_CHANNELS] = covered[:, KEY_CHANNELS].max(axis=0)
+        out[k, LOOK_CHANNELS] = covered[:, LOOK_CHANNELS].sum(axis=0)
+    return out
+
+
+def _npy(value: bytes | None) -> np.ndarray | None:
+    return None if value is None else np.load(io.BytesIO(value), allow_pickle=False)
+
+
+@dataclass
+class WindowPlan:
+    video: OpenVideo
+    meta: dict[str, Any]
+    indices: list[int]
+    stride: int
+
+
+def plan_clip(sample: dict[str, Any], spec: "WindowSpec", rng: random.Random) -> WindowPlan | None:
+    """Open the clip and choose its window; None when the clip is shorter than a window.
+
+    Used both when training and when skipping on resume, so both make the same draws.
+    """
+    meta = json.loads(sample["json"]) if "json" in sample else {}
+    video = OpenVideo(sample["mp4"])
+    num_frames = len(video)
+    for name in ("poses.npy", "actions.npy"):
+        if name in sample:
+            num_frames = min(num_frames, int(np.load(io.BytesIO(sample[name]), mmap_mode=None).shape[0]))
+    source_fps = float(meta.get("fps") or video.fps)
+    indices, stride = plan_window(num_frames, source_fps, spec.frames, spec.fps, rng)
+    return WindowPlan(video, meta, indices, stride) if indices else None
+
+
+def clip_window(sample: dict[str, Any], plan: WindowPlan, spec: "WindowSpec") -> dict[str, Any]:
+    """Decode the planned window of one raw shard sample, with poses, actions and caption aligned to it."""
+    indices, meta = plan.indices, plan.meta
+    poses = _npy(sample.get("poses.npy"))
+    actions = _npy(sample.get("actions.npy"))
+    intrinsics = _npy(sample.get("intrinsics.npy"))
+    frames = plan.video.read(indices)
+    source_height, source_width = frames.shape[1:3]
+    video = resize_frames(frames, spec.height, spec.width)
+    if intrinsics is not None and intrinsics.ndim == 3:  # per-frame intrinsics
+        intrinsics = intrinsics[indices[0]]
+    scaled_K = _crop_resize_intrinsics(intrinsics, source_height, source_width, spec.height, spec.width)
+    return {
+        "key": sample["__key__"],
+        "video": video,                                                     # (T, H, W, 3) uint8
+        "poses": torch.from_numpy(
+            (poses[indices] if poses is not None else np.broadcast_to(np.eye(4), (spec.frames, 4, 4))).astype(np.float32)
+        ),                                                                   # (T, 4, 4) camera-to-world
+        "actions": torch.from_numpy(
+            align_actions(actions, indices, plan.stride) if actions is not None
+            else np.zeros((spec.frames, ACTION_DIM), np.float32)
+        ),                                                                   # (T, A)
+        "has_actions": torch.tensor(actions is not None),
+        "intrinsics": torch.from_numpy(scaled_K.astype(np.float32)),         # (3, 3) at H x W
+        "caption": str(meta.get("caption", "")),
+        "window_start": indices[0],
+    }
+
+
+def _crop_resize_intrinsics(K: np.ndarray | None, source_height: int, source_width: int,
+                            height: int, width: int) -> np.ndarray:
+    """K of the source pixels -> K of the cropped and resized pixels (pinhole, OpenCV)."""
+    if K is None:  # unknown camera: a 90-degree horizontal field of view, centred
+        return np.array([[width / 2, 0, width / 2], [0, width / 2, height / 2], [0, 0, 1]], dtype=np.float64)
+    top, left, crop_height, crop_width = crop_box(source_height, source_width, height, width)
+    shift = np.array([[1, 0, -left], [0, 1, -top], [0, 0, 1]], dtype=np.float64)
+    scale = np.diag([width / crop_width, height / crop_height, 1.0])
+    return scale @ shift @ np.asarray(K, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- streams
+
+
+@dataclass
+class WindowSpec:
+    frames: int
+    fps: float
+    height: int
+    width: int
+
+
+@dataclass
+class DataPosition:
+    """How far a rank has read: batches consumed (all ranks advance in lockstep).
+
+    Restoring needs the same batch size, loader workers and world size; otherwise the stream
+    restarts at a fresh epoch derived from `batches` (order differs, no sample is lost forever).
+    """
+
+    batches: int = 0
+    batch_size: int = 0
+    loader_workers: int = 0
+    world_size: int = 1
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, int] | None) -> "DataPosition":
+        return cls(**data) if data else cls()
+
+
+def _seed(*parts: Any) -> int:
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "little")
+
+
+def _raw_stream(shards: list[str], source: int, seed: int, rank: int, world_size: int, worker: int,
+                num_workers: int, shuffle_buffer: int, start_epoch: int = 0) -> Iterator[dict[str, Any]]:
+    """Raw tar samples for one reader, epoch after epoch (infinite)."""
+    splits = world_size * num_workers
+    by_shard = len(shards) >= splits
+    epoch = start_epoch
+    while True:
+        order = list(shards)
+        random.Random(_seed(seed, source, epoch, "shards")).shuffle(order)
+        if by_shard:
+            mine = list(wds.split_by_node(order)) if world_size > 1 else order  # reads RANK/WORLD_SIZE set by Ray Train
+            mine = list(islice(mine, worker, None, num_workers))
+            samples = wds.tarfile_to_samples()(iter([{"url": u} for u in mine]))
+        else:
+            everything = wds.tarfile_to_samples()(iter([{"url": u} for u in order]))
+            samples = islice(everything, rank * num_workers + worker, None, splits)
+        shuffled = wds.shuffle(shuffle_buffer, initial=shuffle_buffer,
+                               seed=_seed(seed, source, epoch, rank, worker, "buffer"))(samples)
+        produced = 0
+        for sample in shuffled:
+            produced += 1
+            yield sample
+        if produced == 0:
+            raise UserError(f"shards {shards[:3]}...: reader {rank}/{worker} got no samples",
+                            hint="check that the shards are non-empty WebDataset tars with mp4 members")
+        epoch += 1
+
+
+class ClipWindows(torch.utils.data.IterableDataset):
+    """Infinite stream of decoded windows for one training rank; splits itself across loader workers."""
+
+    def __init__(self, sources: list[tuple[list[str], float]], spec: WindowSpec, *, seed: int, rank: int,
+                 world_size: int, shuffle_buffer: int, position: DataPosition | None = None,
+                 latents: bool = False) -> None:
+        super().__init__()
+        if not sources:
+            raise UserError("data: no sources", hint="pass --data DATASET or set data.sources in the config")
+        self.sources = sources
+        self.spec = spec
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.shuffle_buffer = shuffle_buffer
+        self.position = position or DataPosition()
+        self.latents = latents
+
+    def _skip_for(self, worker: int, num_workers: int, batch_size: int) -> tuple[int, int]:
+        """(samples to skip, epoch offset) for this loader worker from the saved position.
+
+        DataLoader fetches whole batches round-robin from its workers, so after n batches worker w
+        has delivered ceil((n - w) / W) batches.
+        """
+        pos = self.position
+        if pos.batches == 0:
+            return 0, 0
+        if (pos.batch_size, max(pos.loader_workers, 1), pos.world_size) != (batch_size, num_workers, self.world_size):
+            return 0, 1 + pos.batches  # layout changed: start a fresh, distinct epoch
+        delivered = max(0, (pos.batches - worker + num_workers - 1) // num_workers)
+        return delivered * batch_size, 0
+
+    def samples(self, worker: int = 0, num_workers: int = 1, batch_size: int = 0) -> Iterator[dict[str, Any]]:
+        skip, epoch_offset = self._skip_for(worker, num_workers, batch_size)
+        streams = [
+            _raw_stream(shards, index, self.seed, self.rank, self.world_size, worker, num_workers,
+                        self.shuffle_buffer, start_epoch=epoch_offset)
+            for index, (shards, _) in enumerate(self.sources)
+        ]
+        weights = [weight for _, weight in self.sources]
+        mix = random.Random(_seed(self.seed, self.rank, worker, epoch_offset, "mix"))
+        emitted = 0
+        while True:
+            source = mix.choices(range(len(streams)), weights)[0] if len(streams) > 1 else 0
+            raw = next(streams[source])
+            if self.latents:
+                if emitted < skip:
+                    emitted += 1
+                    continue
+                window = latent_window(raw)
+            else:
+                window_rng = random.Random(_seed(self.seed, raw["__key__"], emitted, self.rank, worker, "window"))
+                plan = plan_clip(raw, self.spec, window_rng)
+                if plan is None:
+                    continue  # too short for a window: skipped the same way when resuming
+                if emitted < skip:  # resume: replay the draws, skip the pixel decode
+                    emitted += 1
+                    continue
+                window = clip_window(raw, plan, self.spec)
+            window["source"] = source
+            emitted += 1
+            yield window
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = torch.utils.data.get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
+        return self.samples(worker, num_workers, self._batch_size)
+
+    _batch_size: int = 0
+
+
+def latent_window(sample: dict[str, Any]) -> dict[str, Any]:
+    """A sample written by `worldloom encode`: latents and aligned conditioning, no decoding."""
+    meta = json.loads(sample["json"]) if "json" in sample else {}
+    return {
+        "key": sample["__key__"],
+        "latents": torch.from_numpy(_npy(sample["latents.npy"]).astype(np.float32)),
+        "poses": torch.from_numpy(_npy(sample["poses.npy"]).astype(np.float32)),
+        "actions": torch.from_numpy(_npy(sample["actions.npy"]).astype(np.float32)),
+        "has_actions": torch.tensor(bool(meta.get("has_actions", True))),
+        "intrinsics": torch.from_numpy(_npy(sample["intrinsics.npy"]).astype(np.float32)),
+        "caption": str(meta.get("caption", "")),
+        "window_start": int(meta.get("window_start", 0)),
+    }
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    batch: dict[str, Any] = {}
+    for name in samples[0]:
+        values = [s[name] for s in samples]
+        batch[name] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
+    return batch
+
+
+@dataclass
+class LoaderHandle:
+    """A DataLoader plus the position counter the checkpoint saves."""
+
+    loader: torch.utils.data.DataLoader
+    position: DataPosition
+    _iterator: Iterator[dict[str, Any]] | None = field(default=None, repr=False)
+
+    def next_batch(self) -> dict[str, Any]:
+        if self._iterator is None:
+            self._iterator = iter(self.loader)
+        batch = next(self._iterator)
+        self.position.batches += 1
+        return batch
+
+
+def make_loader(sources: list[tuple[str, float]], spec: WindowSpec, *, batch_size: int, seed: int, rank: int,
+                world_size: int, shuffle_buffer: int, loader_workers: int,
+                position: DataPosition | None = None, latents: bool = False) -> LoaderHandle:
+    """The per-rank loader. `position` (from a checkpoint) makes it continue where it stopped."""
+    resolved = [(resolve_shards(path), weight) for path, weight in sources]
+    dataset = ClipWindows(resolved, spec, seed=seed, rank=rank, world_size=world_size,
+                          shuffle_buffer=shuffle_buffer, position=position, latents=latents)
+    dataset._batch_size = batch_size
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, collate_fn=collate, num_workers=loader_workers,
+        # fork inside Ray actors is unsafe (threads); forkserver starts clean processes
+        multiprocessing_context="forkserver" if loader_workers > 0 else None,
+        persistent_workers=loader_workers > 0, prefetch_factor=2 if loader_workers > 0 else None,
+    )
+    restored = position or DataPosition()
+    current = DataPosition(batches=restored.batches, batch_size=batch_size,
+                           loader_workers=loader_workers, world_size=world_size)
+    return LoaderHandle(loader=loader, position=current)

@@ -1,0 +1,150 @@
+"""`worldloom sample`: a rollout from a trained world-model checkpoint into an mp4.
+
+Conditioning, all optional besides the prompt:
+  --image first.png     image-to-video: the first frame is given (centre-cropped and resized)
+  --actions "w-80,a-20" keyboard actions per frame (pipeline.manifest action strings); the camera
+                        path is the first-person rollout of those actions (docs/manifests.md)
+  --camera path.json    an explicit camera path: {"camera_to_world": [T][4][4], "intrinsics": [3][3]}
+                        or a bare list of 4x4 matrices (OpenCV camera-to-world, metres)
+The checkpoint's EMA weights are used; the VAE comes from the same checkpoint (`vae.pt`).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.errors import UserError
+from training.checkpoint import LoadedCheckpoint, load_for_inference
+from training.video_io import write_mp4
+
+WALK_SPEED_MPS = 1.4      # first-person rollout speed for --actions (the manifests' default walker)
+EYE_HEIGHT_M = 1.6
+
+
+@dataclass
+class SampleResult:
+    out: Path
+    frames: int
+    fps: float
+    height: int
+    width: int
+    wall_s: float
+
+
+def build_models(loaded: LoadedCheckpoint, device: torch.device = torch.device("cpu")):
+    """(world model, vae, model config) from a world checkpoint, eval mode, on `device`."""
+    from model.configs import get_config
+    from model.vae import VideoVAE
+    from model.world_model import WorldModel
+
+    state = loaded.state
+    if state.get("stage") != "world":
+        raise UserError(f"{loaded.path}: is a {state.get('stage')!r} checkpoint; sample needs a `stage: world` checkpoint",
+                        hint="train the world stage (training/configs/tiny_world.yaml) and pass its checkpoint")
+    if loaded.vae_weights is None:
+        raise UserError(f"{loaded.path}: has no vae.pt, so its latents cannot be decoded",
+                        hint="set vae_checkpoint in the world config when training on encoded latents")
+    model_cfg = get_config(state["model"], **state.get("model_overrides", {}))
+    world_model = WorldModel(model_cfg)
+    world_model.load_state_dict(loaded.weights)
+    vae = VideoVAE(model_cfg.vae)
+    vae.load_state_dict(loaded.vae_weights)
+    return world_model.eval().to(device), vae.eval().to(device), model_cfg
+
+
+def frames_for(seconds: float, fps: float, temporal_compression: int) -> int:
+    """The smallest valid clip length (1 + tc*k) covering `seconds` at `fps`."""
+    wanted = max(1, round(seconds * fps))
+    k = max(1, -(-(wanted - 1) // temporal_compression))
+    return 1 + temporal_compression * k
+
+
+def load_image(path: str | Path, height: int, width: int) -> np.ndarray:
+    from PIL import Image
+
+    from training.data import resize_frames
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--image {path}: file not found")
+    try:
+        image = np.asarray(Image.open(path).convert("RGB"))
+    except OSError as error:
+        raise UserError(f"--image {path}: not a readable image ({error})") from None
+    return resize_frames(image[None], height, width)[0].numpy()
+
+
+def actions_and_path(text: str, frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    from pipeline.manifest import ActionStringError, camera_to_world, parse_action_string, rollout_poses
+
+    try:
+        actions = parse_action_string(text, frames=frames)
+    except ActionStringError as error:
+        raise UserError(f"--actions {text!r}: {error}",
+                        hint=f"the rollout has {frames} frames; shorter strings are padded with idle frames") from None
+    start = camera_to_world([0.0, 0.0, EYE_HEIGHT_M], 0.0, 0.0)
+    return actions, rollout_poses(actions, start, WALK_SPEED_MPS, fps)
+
+
+def load_camera(path: str | Path, frames: int) -> tuple[np.ndarray, np.ndarray | None]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--camera {path}: file not found")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"--camera {path}: not valid JSON (line {error.lineno}: {error.msg})") from None
+    poses = data.get("camera_to_world") if isinstance(data, dict) else data
+    intrinsics = data.get("intrinsics") if isinstance(data, dict) else None
+    try:
+        poses = np.asarray(poses, dtype=np.float64)
+    except (TypeError, ValueError):
+        poses = np.zeros(0)
+    if poses.ndim != 3 or poses.shape[1:] != (4, 4):
+        raise UserError(f"--camera {path}: field 'camera_to_world' must be a list of 4x4 matrices",
+                        hint='write {"camera_to_world": [[[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]], ...]}')
+    if len(poses) < frames:
+        raise UserError(f"--camera {path}: field 'camera_to_world' has {len(poses)} poses, the rollout needs {frames}",
+                        hint="give one pose per output frame or shorten --seconds")
+    K = None if intrinsics is None else np.asarray(intrinsics, dtype=np.float64)
+    if K is not None and K.shape != (3, 3):
+        raise UserError(f"--camera {path}: field 'intrinsics' must be a 3x3 matrix")
+    return poses[:frames], K
+
+
+def sample_video(checkpoint: str | Path, prompt: str, *, seconds: float, out: str | Path,
+                 image: str | Path | None = None, actions: str | None = None, camera: str | Path | None = None,
+                 steps: int = 8, seed: int = 0, cfg_text: float = 3.0, cfg_action: float = 1.5,
+                 progress: bool = False) -> SampleResult:
+    """Roll out `seconds` of video and write it to `out` (atomically). Returns what was written."""
+    from model.sampler import sample
+
+    if actions is not None and camera is not None:
+        raise UserError("--actions and --camera both set a camera path", hint="pass one of them")
+    if seconds <= 0:
+        raise UserError(f"--seconds {seconds}: must be positive")
+    started = time.perf_counter()
+    loaded = load_for_inference(checkpoint)
+    world_model, vae, model_cfg = build_models(loaded)
+    fps, height, width = model_cfg.fps, model_cfg.height, model_cfg.width
+    frames = frames_for(seconds, fps, model_cfg.vae.temporal_compression)
+    first = load_image(image, height, width) if image is not None else None
+    action_array = c2w = K = None
+    if actions is not None:
+        action_array, c2w = actions_and_path(actions, frames, fps)
+    if camera is not None:
+        c2w, K = load_camera(camera, frames)
+    if c2w is not None and K is None:
+        K = np.array([[width / 2, 0, width / 2], [0, width / 2, height / 2], [0, 0, 1]], np.float64)
+    with torch.no_grad():
+        video = sample(world_model, vae, prompt=prompt, num_frames=frames, fps=fps, height=height, width=width,
+                       image=first, actions=action_array, camera_to_world=c2w, intrinsics=K,
+                       cfg_text=cfg_text, cfg_action=cfg_action, steps=steps, seed=seed, progress=progress)
+    path = write_mp4(out, np.asarray(video), fps)
+    return SampleResult(out=path, frames=len(video), fps=fps, height=height, width=width,
+                        wall_s=time.perf_counter() - started)

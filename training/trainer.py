@@ -1,0 +1,202 @@
+"""Driver side of `worldloom train`: resolve the run, open the MLflow run, run Ray Train's TorchTrainer.
+
+Where things go (local storage):
+
+    <storage_path>/<run name>/             Ray Train's run folder (checkpoint_00000040/, state)
+    <storage_path>/<run name>/mlflow.db    default MLflow store (SQLite)
+    <storage_path>/<run name>/workers/     heartbeat per rank and events.jsonl
+
+With a remote `storage_path` (s3://..., gs://..., or a shared filesystem on a cluster) the
+checkpoints go there and the local run folder is ./runs/<run name>.
+
+Reusing a run name with the same storage path resumes it in Ray Train; to avoid doing that by
+accident, an existing run with checkpoints needs `--resume` (or a new `name`).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.errors import UserError
+from training import tracking
+from training.checkpoint import latest_checkpoint
+from training.config import DataSource, TrainConfig
+from training.data import provenance, resolve_shards
+
+
+@dataclass
+class RunPaths:
+    name: str
+    storage_path: str      # what Ray Train gets (absolute local path or URI)
+    run_dir: Path          # local folder: mlflow.db, workers/
+    local_storage: bool
+
+    @property
+    def ray_run_folder(self) -> str:
+        return f"{self.storage_path.rstrip('/')}/{self.name}"
+
+
+@dataclass
+class TrainResult:
+    run_name: str
+    run_dir: Path
+    checkpoint: str                 # path or URI of the last checkpoint folder
+    step: int
+    mlflow_run_id: str
+    tracking_uri: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def run_paths(config: TrainConfig) -> RunPaths:
+    name = config.run_name()
+    storage = config.storage_path
+    if "://" in storage and not storage.startswith("file://"):
+        return RunPaths(name, storage, Path("runs").resolve() / name, local_storage=False)
+    local = Path(storage.removeprefix("file://")).expanduser().resolve()
+    return RunPaths(name, str(local), local / name, local_storage=True)
+
+
+def existing_checkpoint(paths: RunPaths) -> Path | None:
+    if not paths.local_storage:
+        return None  # remote storage: Ray Train itself finds the latest checkpoint
+    try:
+        return latest_checkpoint(Path(paths.ray_run_folder))
+    except UserError:
+        return None
+
+
+def resolve_sources(config: TrainConfig, data: list[DataSource] | None) -> list[tuple[str, float]]:
+    chosen = data if data else config.data.sources
+    if not chosen and not (config.stage == "world" and config.data.latents):
+        raise UserError("no training data: pass --data DATASET (repeatable, DATASET:WEIGHT to mix) "
+                        "or set data.sources in the config")
+    sources = [(s.path, s.weight) for s in chosen]
+    for path, _ in sources:
+        resolve_shards(path)  # raises a one-line UserError for a bad path
+    return sources
+
+
+def build_trainer(config: TrainConfig, paths: RunPaths, loop_config: dict[str, Any]):
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from training.loop import train_loop
+
+    scaling = config.scaling
+    resources = {"CPU": scaling.cpus_per_worker}
+    if scaling.gpus_per_worker:
+        resources["GPU"] = scaling.gpus_per_worker
+    return TorchTrainer(
+        train_loop,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=scaling.num_workers, use_gpu=scaling.gpus_per_worker > 0,
+                                     resources_per_worker=resources),
+        run_config=RunConfig(
+            name=paths.name,
+            storage_path=paths.storage_path,
+            failure_config=FailureConfig(max_failures=scaling.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=config.checkpoint.keep),
+        ),
+    )
+
+
+def train(config: TrainConfig, data: list[DataSource] | None = None, *, resume: bool = False,
+          ray_address: str | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+    """Run (or resume) a training job to completion; returns where the results are."""
+    import ray
+
+    config = _absolute_paths(config)
+    paths = run_paths(config)
+    sources = [(_absolute(p), w) for p, w in resolve_sources(config, data)]
+    previous = existing_checkpoint(paths)
+    if previous is not None and not resume:
+        raise UserError(f"{paths.ray_run_folder}: run {paths.name!r} already has checkpoints (latest {previous.name})",
+                        hint="pass --resume to continue it, or set a different `name` in the config")
+    if resume and previous is None and paths.local_storage:
+        raise UserError(f"--resume: no checkpoint in {paths.ray_run_folder}",
+                        hint="drop --resume to start the run, or check `name` and `storage_path`")
+
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    tracking_uri = tracking.resolve_tracking_uri(config.mlflow.tracking_uri, paths.run_dir)
+    previous_run_id = _run_id_of(previous) if previous is not None else None
+    run_id = tracking.open_run(tracking_uri, config.mlflow.experiment, paths.name, previous_run_id,
+                               tags={"worldloom.stage": config.stage, "worldloom.model": config.model})
+    resolved = config.model_dump(mode="json")
+    resolved["data"]["sources"] = [{"path": p, "weight": w} for p, w in sources]
+    loop_config = {"config": resolved, "resolved": resolved, "sources": sources, "run_dir": str(paths.run_dir),
+                   "tracking_uri": tracking_uri, "run_id": run_id,
+                   "provenance": provenance(sources) if sources else {"sources": []}}
+
+    if not ray.is_initialized():
+        ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
+    trainer = build_trainer(config, paths, loop_config)
+    started = time.perf_counter()
+    watcher = _HeartbeatWatcher(paths.run_dir / "workers" / "rank0.json", on_progress)
+    watcher.start()
+    try:
+        result = trainer.fit()
+    except BaseException:
+        tracking.close_run(tracking_uri, run_id, "FAILED")
+        raise
+    finally:
+        watcher.stop()
+    tracking.close_run(tracking_uri, run_id, "FINISHED")
+    if result.checkpoint is None:
+        raise RuntimeError("training finished without a checkpoint")  # the loop always reports one at the end
+    return TrainResult(run_name=paths.name, run_dir=paths.run_dir, checkpoint=result.checkpoint.path,
+                       step=int((result.metrics or {}).get("step", config.steps)), mlflow_run_id=run_id,
+                       tracking_uri=tracking_uri, metrics=dict(result.metrics or {}),
+                       wall_s=time.perf_counter() - started)
+
+
+def _absolute(path: str) -> str:
+    """Workers may run in another working directory: hand them absolute local paths."""
+    if "://" in path and not path.startswith("file://"):
+        return path
+    return str(Path(path.removeprefix("file://")).expanduser().resolve())
+
+
+def _absolute_paths(config: TrainConfig) -> TrainConfig:
+    updates: dict[str, Any] = {}
+    if config.vae_checkpoint:
+        updates["vae_checkpoint"] = _absolute(config.vae_checkpoint)
+    if config.data.latents:
+        updates["data"] = config.data.model_copy(update={"latents": _absolute(config.data.latents)})
+    return config.model_copy(update=updates) if updates else config
+
+
+def _run_id_of(checkpoint_folder: Path) -> str | None:
+    import json
+
+    return json.loads((checkpoint_folder / "state.json").read_text()).get("mlflow_run_id")
+
+
+class _HeartbeatWatcher:
+    """Polls rank 0's heartbeat file so the CLI can show a progress bar while `fit()` blocks."""
+
+    def __init__(self, path: Path, callback: Callable[[dict[str, Any]], None] | None) -> None:
+        self.path, self.callback = path, callback
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        if self.callback is not None:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        import json
+
+        while not self._stop.wait(0.5):
+            try:
+                self.callback(json.loads(self.path.read_text()))
+            except (OSError, ValueError):
+                continue

@@ -1,0 +1,114 @@
+"""Heightfields: seeded fractal noise or a grayscale PNG, flattened where the camera walks.
+
+Layout (measured, see docs/procedural-renderer.md): PyBullet places sample `h[i, j]` at world
+x = (j - (n-1)/2) * cell, y = (i - (n-1)/2) * cell, and centres the shape vertically between the
+lowest and highest sample, so the body is lifted by (min + max) / 2 to keep heights absolute.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+import pybullet_data
+
+from pipeline.errors import UserError
+
+
+def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def fractal_noise(n: int, rng: np.random.Generator, roughness: float, octaves: int = 6) -> np.ndarray:
+    """(n, n) float64 in [0, 1]: octaves of bilinearly upsampled random grids (value noise)."""
+    total = np.zeros((n, n))
+    amplitude, weight = 1.0, 0.0
+    persistence = 0.35 + 0.4 * float(roughness)
+    coords = np.linspace(0.0, 1.0, n)
+    for octave in range(octaves):
+        cells = 2 ** (octave + 1) + 1
+        grid = rng.random((cells, cells))
+        pos = coords * (cells - 1)
+        i0 = np.minimum(np.floor(pos).astype(int), cells - 2)
+        f = pos - i0
+        rows = grid[i0] * (1 - f)[:, None] + grid[i0 + 1] * f[:, None]  # (n, cells)
+        layer = rows[:, i0] * (1 - f)[None, :] + rows[:, i0 + 1] * f[None, :]  # (n, n)
+        total += amplitude * layer
+        weight += amplitude
+        amplitude *= persistence
+    total /= weight
+    return (total - total.min()) / max(total.max() - total.min(), 1e-9)
+
+
+def load_heightmap_png(path_text: str, n: int) -> np.ndarray:
+    """Grayscale PNG -> (n, n) in [0, 1]; relative paths are tried against the cwd, then pybullet_data."""
+    from PIL import Image
+
+    candidates = [Path(path_text), Path(pybullet_data.getDataPath()) / path_text]
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        raise UserError(
+            f"world.params.heightmap: {path_text!r} is not a file (looked in the working directory and pybullet_data)",
+            hint="give a grayscale PNG path, or null to generate the terrain from the world seed",
+        )
+    with Image.open(path) as image:
+        gray = image.convert("L").resize((n, n), Image.Resampling.BILINEAR)
+    data = np.asarray(gray, dtype=np.float64) / 255.0
+    return (data - data.min()) / max(data.max() - data.min(), 1e-9)
+
+
+@dataclass
+class Heightfield:
+    heights: np.ndarray  # (n, n) metres, absolute world z
+    size_m: float
+
+    @property
+    def cell(self) -> float:
+        return self.size_m / (self.heights.shape[0] - 1)
+
+    def grid_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        n = self.heights.shape[0]
+        axis = (np.arange(n) - (n - 1) / 2.0) * self.cell
+        return np.meshgrid(axis, axis)  # X varies along columns (j), Y along rows (i)
+
+    def flatten_along(self, path_xy: np.ndarray, level: float, inner: float, outer: float) -> None:
+        """Blend heights to `level` within `inner` metres of the path, smoothly back by `outer`."""
+        if len(path_xy) == 0:
+            return
+        gx, gy = self.grid_xy()
+        # Subsample long paths: the corridor is metres wide, frames are centimetres apart.
+        path = path_xy[:: max(1, len(path_xy) // 64)]
+        d2 = np.full(gx.shape, np.inf)
+        for x, y in path:
+            d2 = np.minimum(d2, (gx - x) ** 2 + (gy - y) ** 2)
+        blend = _smoothstep(inner, outer, np.sqrt(d2))
+        self.heights = level * (1.0 - blend) + self.heights * blend
+
+    def height_at(self, x: float, y: float) -> float:
+        """Bilinear height at a world point (clamped to the edge outside the field)."""
+        n = self.heights.shape[0]
+        fj = min(max(x / self.cell + (n - 1) / 2.0, 0.0), n - 1.000001)
+        fi = min(max(y / self.cell + (n - 1) / 2.0, 0.0), n - 1.000001)
+        i, j = int(fi), int(fj)
+        a, b = fi - i, fj - j
+        h = self.heights
+        return float(
+            h[i, j] * (1 - a) * (1 - b) + h[i, j + 1] * (1 - a) * b + h[i + 1, j] * a * (1 - b) + h[i + 1, j + 1] * a * b
+        )
+
+    def create_body(self, client: int, rgba: list[float]) -> int:
+        n = self.heights.shape[0]
+        shape = p.createCollisionShape(
+            p.GEOM_HEIGHTFIELD,
+            meshScale=[self.cell, self.cell, 1.0],
+            heightfieldData=[float(v) for v in self.heights.ravel()],
+            numHeightfieldRows=n,
+            numHeightfieldColumns=n,
+            physicsClientId=client,
+        )
+        lift = (float(self.heights.min()) + float(self.heights.max())) / 2.0
+        body = p.createMultiBody(0, shape, basePosition=[0.0, 0.0, lift], physicsClientId=client)
+        p.changeVisualShape(body, -1, rgbaColor=rgba, physicsClientId=client)
+        return body

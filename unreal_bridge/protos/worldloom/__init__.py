@@ -1,0 +1,1 @@
+"""Generated protocol package; see unreal_bridge/protos/generate.py."""

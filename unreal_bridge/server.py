@@ -1,0 +1,625 @@
+"""The gRPC render service, generic over a `RenderBackend`.
+
+One servicer serves every renderer: the procedural PyBullet backend and the Unreal Engine
+bridge differ only in the backend object plugged in. Transport rules live here once:
+
+- health (`grpc.health.v1`) says NOT_SERVING until the backend is built, then SERVING;
+- server reflection lists the service so stock tools (grpcurl, grpc_cli) can talk to it;
+- one session at a time: a second OpenSession gets RESOURCE_EXHAUSTED instead of
+  interleaving two worlds in one engine;
+- frames stream as a `FrameHeader` then `Chunk`s of at most `max_chunk_bytes` per frame and
+  pass, with `Heartbeat`s at least every `heartbeat_interval_ms` -- produced by a worker
+  thread, so heartbeats keep flowing while the backend warms up or re-simulates to a resume
+  point and the client's idle timeout never fires on a healthy server;
+- a cancelled call stops the worker (client gone, nothing to render for);
+- a bad manifest is INVALID_ARGUMENT with a one-line message naming the field and the fix.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import inspect
+import ipaddress
+import json
+import logging
+import queue
+import socket
+import threading
+import time
+import uuid
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from pipeline.errors import UserError
+from unreal_bridge.backend import PASS_DTYPES, RenderBackend, RenderedFrame
+from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
+from unreal_bridge.protos.worldloom.render.v1 import render_pb2_grpc as pb_grpc
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "SERVICE_NAME",
+    "MAX_CHUNK_BYTES_LIMIT",
+    "ServerConfig",
+    "RenderServicer",
+    "RenderServer",
+    "check_bind_allowed",
+    "resolve_request",
+    "encode_frame_events",
+]
+
+log = logging.getLogger("worldloom.render.server")
+
+PROTOCOL_VERSION = "1.0.0"
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RenderService"].full_name  # worldloom.render.v1.RenderService
+MAX_CHUNK_BYTES_LIMIT = 1 << 20  # 1 MiB: well under gRPC's default 4 MB message cap
+RESOLVED_CLIP_SCHEMA = "worldloom.resolved_clip/1"
+AUTH_METADATA_KEY = "authorization"  # value "Bearer <token>"
+
+
+@dataclass
+class ServerConfig:
+    """How the server binds and streams. Defaults are safe: loopback, no token needed."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051  # 0 picks a free port
+    auth_token: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_chunk_bytes: int = MAX_CHUNK_BYTES_LIMIT
+    heartbeat_interval_ms: int = 500
+    max_workers: int = 8
+    # A session nobody rendered or closed for this long may be taken over by a new client
+    # (a client that crashed must not lock the server forever).
+    session_lease_s: float = 300.0
+    # How long a Render call waits for a previous Render of the same session to wind down.
+    render_handover_s: float = 10.0
+    queue_frames: int = 4  # frames the worker may run ahead of the network
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_chunk_bytes <= MAX_CHUNK_BYTES_LIMIT:
+            raise UserError(f"max_chunk_bytes={self.max_chunk_bytes} is out of range; use 1..{MAX_CHUNK_BYTES_LIMIT}")
+        if self.heartbeat_interval_ms <= 0:
+            raise UserError(f"heartbeat_interval_ms={self.heartbeat_interval_ms} must be positive")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise UserError("--tls-cert and --tls-key go together; give both or neither")
+
+
+def _is_loopback(host: str) -> bool:
+    """True when every address `host` resolves to is a loopback address."""
+    bare = host.strip("[]")
+    if bare == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(bare, None)
+    except socket.gaierror as error:
+        raise UserError(f"--host {host!r} does not resolve ({error.strerror}); use an IP address such as 127.0.0.1")
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def check_bind_allowed(host: str, auth_token: str | None) -> None:
+    """Refuse to expose the control port beyond loopback without a token.
+
+    A render server builds worlds from whatever manifest it is sent; like Unreal's Remote
+    Control port it must not be reachable from a network without authentication.
+    """
+    if not _is_loopback(host) and not auth_token:
+        raise UserError(
+            f"refusing to bind non-loopback address {host!r} without authentication; "
+            "pass --auth-token TOKEN (and preferably --tls-cert/--tls-key) or bind --host 127.0.0.1"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest -> resolved clip
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _check_resolved_clip(clip: object) -> dict:
+    """Minimal structural check of a resolved clip sent as JSON; the resolver owns the schema."""
+    if not isinstance(clip, dict):
+        raise UserError("resolved_clip_json must be a JSON object (schema worldloom.resolved_clip/1)")
+    if clip.get("schema") != RESOLVED_CLIP_SCHEMA:
+        raise UserError(f"resolved_clip_json field 'schema' is {clip.get('schema')!r}; expected {RESOLVED_CLIP_SCHEMA!r}")
+    output = clip.get("output")
+    if not isinstance(output, dict):
+        raise UserError("resolved_clip_json field 'output' is missing; resolve the manifest with `worldloom manifest resolve`")
+    for key in ("width", "height", "frames", "fps"):
+        value = output.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise UserError(f"resolved_clip_json field 'output.{key}' is {value!r}; it must be a positive number")
+    passes = clip.get("passes")
+    if not isinstance(passes, list) or not passes or not all(isinstance(name, str) for name in passes):
+        raise UserError("resolved_clip_json field 'passes' must be a non-empty list such as [rgb, depth]")
+    return clip
+
+
+def resolve_request(request: pb.OpenSessionRequest) -> dict:
+    """Turn an OpenSessionRequest into one ResolvedClip, raising UserError on bad input.
+
+    Uses `pipeline.manifest` (the one place that knows the manifest schema), imported here so
+    a server embedded elsewhere can pass its own resolver instead.
+    """
+    source = request.WhichOneof("source")
+    if source is None:
+        raise UserError("OpenSession needs manifest_yaml or resolved_clip_json; neither was given")
+    from pipeline import manifest as manifests  # lazy: keeps `import unreal_bridge.server` light
+
+    if source == "resolved_clip_json":
+        try:
+            clip = json.loads(request.resolved_clip_json)
+        except json.JSONDecodeError as error:
+            raise UserError(f"resolved_clip_json is not valid JSON (line {error.lineno}: {error.msg})")
+        clip = _check_resolved_clip(clip)
+        stated = clip.get("sha256")
+        actual = manifests.clip_sha256(clip)
+        if stated and stated != actual:
+            raise UserError(
+                f"resolved_clip_json field 'sha256' is {stated[:12]}… but the content hashes to {actual[:12]}…; "
+                "the clip was edited after resolving: re-resolve it or drop the sha256 field"
+            )
+        clip = dict(clip, sha256=actual)
+        return clip
+    # Always text, never a path: a one-line "x.yaml" must not make the server read its own files.
+    text = request.manifest_yaml if "\n" in request.manifest_yaml else request.manifest_yaml + "\n"
+    loaded = manifests.load_manifest(text, source_name="<manifest_yaml>")
+    scenes = [scene.name for scene in loaded.scenes]
+    scene = request.scene or scenes[0]
+    if scene not in scenes:
+        raise UserError(f"scene {scene!r} is not in the manifest; choose one of {', '.join(scenes)}")
+    return _check_resolved_clip(manifests.resolve_clip(loaded, scene, int(request.clip_index)))
+
+
+# --------------------------------------------------------------------------------------------
+# Frame encoding
+
+
+def _wire_array(name: str, array: np.ndarray) -> np.ndarray:
+    """The pass as the contract says it travels: its dtype, little-endian, C order."""
+    expected = PASS_DTYPES.get(name)
+    if expected is None:
+        raise RuntimeError(f"backend produced unknown pass {name!r}; known passes: {', '.join(PASS_DTYPES)}")
+    if array.dtype != expected:
+        raise RuntimeError(f"backend produced pass {name!r} with dtype {array.dtype}; the protocol needs {expected}")
+    if name == "rgb" and (array.ndim != 3 or array.shape[2] != 3):
+        raise RuntimeError(f"backend produced rgb with shape {array.shape}; the protocol needs (H, W, 3)")
+    if name != "rgb" and array.ndim != 2:
+        raise RuntimeError(f"backend produced {name} with shape {array.shape}; the protocol needs (H, W)")
+    return np.ascontiguousarray(array, dtype=expected.newbyteorder("<"))
+
+
+def encode_frame_events(frame: RenderedFrame, passes: list[str], max_chunk_bytes: int) -> Iterator[pb.RenderEvent]:
+    """Header then chunks, for every requested pass of one frame."""
+    k = np.asarray(frame.intrinsics, dtype=np.float64)
+    for name in passes:
+        if name not in frame.passes:
+            raise RuntimeError(f"backend did not produce pass {name!r} for frame {frame.index}")
+        array = _wire_array(name, frame.passes[name])
+        payload = array.tobytes()
+        height, width = array.shape[:2]
+        header = pb.FrameHeader(
+            frame_index=frame.index,
+            sim_time=float(frame.sim_time),
+            width=width,
+            height=height,
+            channels=array.shape[2] if array.ndim == 3 else 1,
+            dtype=array.dtype.name,
+            encoding="raw",
+            byte_size=len(payload),
+            sha256=hashlib.sha256(payload).hexdigest(),
+            intrinsics=pb.Intrinsics(fx=k[0, 0], fy=k[1, 1], cx=k[0, 2], cy=k[1, 2], width=width, height=height),
+            camera_to_world=np.asarray(frame.camera_to_world, dtype=np.float64).reshape(16).tolist(),
+            action=np.asarray(frame.action, dtype=np.float32).reshape(-1).tolist(),
+            depth_kind="planar_z_metres" if name == "depth" else "",
+        )
+        setattr(header, "pass", name)  # `pass` is a Python keyword
+        yield pb.RenderEvent(header=header)
+        view = memoryview(payload)
+        for offset in range(0, len(payload), max_chunk_bytes):
+            chunk = pb.Chunk(frame_index=frame.index, offset=offset, data=bytes(view[offset : offset + max_chunk_bytes]))
+            setattr(chunk, "pass", name)
+            yield pb.RenderEvent(chunk=chunk)
+
+
+# --------------------------------------------------------------------------------------------
+# Sessions and the servicer
+
+
+@dataclass
+class _Session:
+    session_id: str
+    clip: dict
+    frame_count: int
+    passes: list[str]
+    opened_at: float = field(default_factory=time.monotonic)
+    last_used: float = field(default_factory=time.monotonic)
+    render_lock: threading.Lock = field(default_factory=threading.Lock)
+    cancel_render: threading.Event = field(default_factory=threading.Event)
+
+
+_DONE = object()
+
+
+class RenderServicer(pb_grpc.RenderServiceServicer):
+    """worldloom.render.v1.RenderService over one backend, one session at a time."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        resolver: Callable[[pb.OpenSessionRequest], dict] = resolve_request,
+    ) -> None:
+        self.config = config
+        self.resolver = resolver
+        self.server_id = uuid.uuid4().hex
+        self.backend: RenderBackend | None = None
+        self._lock = threading.Lock()
+        self._session: _Session | None = None
+        self._opening = False
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def attach_backend(self, backend: RenderBackend) -> None:
+        self.backend = backend
+
+    def _ready_backend(self, context: grpc.ServicerContext) -> RenderBackend:
+        if self.backend is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "render server is still starting; retry when health is SERVING")
+        return self.backend
+
+    def _authorize(self, context: grpc.ServicerContext, request_token: str = "") -> None:
+        expected = self.config.auth_token
+        if not expected:
+            return
+        offered = request_token
+        for key, value in context.invocation_metadata():
+            if key == AUTH_METADATA_KEY and value.startswith("Bearer "):
+                offered = value[len("Bearer ") :]
+        if not offered or not hmac.compare_digest(offered.encode(), expected.encode()):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "this render server needs an auth token; pass the server's --auth-token to the client")
+
+    # -- rpcs ---------------------------------------------------------------------------------
+
+    def GetServerInfo(self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext) -> pb.ServerInfo:
+        self._authorize(context)
+        backend = self._ready_backend(context)
+        capabilities = list(dict.fromkeys([*backend.capabilities, "resume", "heartbeats"]))
+        return pb.ServerInfo(
+            protocol_version=PROTOCOL_VERSION,
+            backend=backend.name,
+            engine_version=backend.engine_version,
+            passes=list(backend.passes),
+            capabilities=capabilities,
+            max_chunk_bytes=self.config.max_chunk_bytes,
+            heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            server_id=self.server_id,
+        )
+
+    def OpenSession(self, request: pb.OpenSessionRequest, context: grpc.ServicerContext) -> pb.OpenSessionResponse:
+        self._authorize(context, request.auth_token)
+        backend = self._ready_backend(context)
+        try:
+            clip = self.resolver(request)
+        except UserError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.one_line())
+        passes = [name for name in clip["passes"]]
+        unsupported = [name for name in passes if name not in backend.passes]
+        if unsupported:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"manifest field 'passes' asks for {', '.join(unsupported)}, which backend {backend.name} "
+                f"does not render; use a subset of {', '.join(backend.passes)}",
+            )
+        output = clip["output"]
+        response = pb.OpenSessionResponse(
+            resolved_clip_json=json.dumps(clip, sort_keys=True, separators=(",", ":")),
+            resolved_sha256=clip["sha256"],
+            frame_count=int(output["frames"]),
+            width=int(output["width"]),
+            height=int(output["height"]),
+            fps=float(output["fps"]),
+            passes=passes,
+        )
+        if request.dry_run:
+            return response
+        self._reserve_slot(context)
+        try:
+            backend.open(clip)
+        except UserError as error:
+            self._release_slot()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.one_line())
+        except Exception as error:  # a backend bug: say so, keep the server usable
+            self._release_slot()
+            log.exception("backend.open failed")
+            context.abort(grpc.StatusCode.INTERNAL, f"backend {backend.name} failed to build the world: {_one_line(error)}")
+        session = _Session(
+            session_id=uuid.uuid4().hex, clip=clip, frame_count=response.frame_count, passes=passes
+        )
+        with self._lock:
+            self._session, self._opening = session, False
+        response.session_id = session.session_id
+        log.info("session %s opened: %s (%d frames)", session.session_id, clip.get("key", "?"), session.frame_count)
+        return response
+
+    def _reserve_slot(self, context: grpc.ServicerContext) -> None:
+        with self._lock:
+            current = self._session
+            if current is not None and not current.render_lock.locked():
+                idle = time.monotonic() - current.last_used
+                if idle > self.config.session_lease_s:
+                    log.warning("session %s idle for %.0f s; handing the server to a new client", current.session_id, idle)
+                    self._close_backend_locked()
+                    current = None
+            if self._opening or current is not None:
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "render server is busy with another session (one session at a time); "
+                    "wait for it to close or start another server",
+                )
+            self._opening = True
+
+    def _release_slot(self) -> None:
+        with self._lock:
+            self._opening = False
+
+    def _close_backend_locked(self) -> None:
+        self._session = None
+        if self.backend is not None:
+            try:
+                self.backend.close()
+            except Exception:  # closing must never wedge the server
+                log.exception("backend.close failed")
+
+    def _find_session(self, session_id: str, context: grpc.ServicerContext) -> _Session:
+        with self._lock:
+            session = self._session
+        if session is None or session.session_id != session_id:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no open session {session_id!r} on this server; call OpenSession first")
+        return session
+
+    def CloseSession(self, request: pb.CloseSessionRequest, context: grpc.ServicerContext) -> pb.CloseSessionResponse:
+        self._authorize(context)
+        session = self._find_session(request.session_id, context)
+        session.cancel_render.set()
+        acquired = session.render_lock.acquire(timeout=self.config.render_handover_s)
+        try:
+            with self._lock:
+                if self._session is session:
+                    self._close_backend_locked()
+        finally:
+            if acquired:
+                session.render_lock.release()
+        log.info("session %s closed", session.session_id)
+        return pb.CloseSessionResponse()
+
+    def Render(self, request: pb.RenderRequest, context: grpc.ServicerContext) -> Iterator[pb.RenderEvent]:
+        self._authorize(context)
+        backend = self._ready_backend(context)
+        session = self._find_session(request.session_id, context)
+        passes = list(request.passes) or session.passes
+        unknown = [name for name in passes if name not in session.passes]
+        if unknown:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"passes {', '.join(unknown)} are not in this session; choose from {', '.join(session.passes)}",
+            )
+        start = int(request.start_frame)
+        end = int(request.end_frame) or session.frame_count
+        if not 0 <= start <= end <= session.frame_count:
+            context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"frames [{start}, {end}) are outside the clip's [0, {session.frame_count})",
+            )
+        # A resumed call may arrive while the server is still noticing that the previous
+        # stream's client vanished; wait for that stream to stop instead of rendering twice,
+        # with heartbeats so the waiting client's idle timeout does not fire.
+        interval = self.config.heartbeat_interval_ms / 1000.0
+        give_up = time.monotonic() + self.config.render_handover_s
+        while not session.render_lock.acquire(timeout=interval):
+            if time.monotonic() > give_up or not context.is_active():
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "another Render call is streaming this session")
+            yield pb.RenderEvent(
+                heartbeat=pb.Heartbeat(frames_total=end - start, server_time=time.time(), message="waiting for the previous stream to stop")
+            )
+        session.cancel_render.clear()
+        session.last_used = time.monotonic()
+        try:
+            yield from self._stream(backend, session, start, end, passes, context)
+        finally:
+            session.last_used = time.monotonic()
+            session.render_lock.release()
+
+    # -- streaming ----------------------------------------------------------------------------
+
+    def _stream(
+        self,
+        backend: RenderBackend,
+        session: _Session,
+        start: int,
+        end: int,
+        passes: list[str],
+        context: grpc.ServicerContext,
+    ) -> Iterator[pb.RenderEvent]:
+        stop = threading.Event()
+        context.add_callback(stop.set)  # runs when the RPC ends for any reason, cancel included
+        events: queue.Queue = queue.Queue(maxsize=self.config.queue_frames * (len(passes) * 8 + 1))
+        progress = {"frames_done": 0, "message": "warming up" if start > 0 else "starting"}
+        worker = threading.Thread(
+            target=self._produce,
+            args=(backend, session, start, end, passes, events, stop, progress),
+            name=f"render-{session.session_id[:8]}",
+            daemon=True,
+        )
+        worker.start()
+        interval = self.config.heartbeat_interval_ms / 1000.0
+        last_beat = -float("inf")
+
+        def heartbeat() -> pb.RenderEvent:
+            return pb.RenderEvent(
+                heartbeat=pb.Heartbeat(
+                    frames_done=progress["frames_done"],
+                    frames_total=end - start,
+                    server_time=time.time(),
+                    message=progress["message"],
+                )
+            )
+
+        try:
+            while True:
+                now = time.monotonic()
+                if now - last_beat >= interval:
+                    last_beat = now
+                    yield heartbeat()
+                try:
+                    item = events.get(timeout=max(0.0, last_beat + interval - time.monotonic()))
+                except queue.Empty:
+                    if stop.is_set() or session.cancel_render.is_set():
+                        context.abort(grpc.StatusCode.CANCELLED, "render cancelled (session closing)")
+                    continue
+                if item is _DONE:
+                    yield heartbeat()
+                    return
+                if isinstance(item, BaseException):
+                    if isinstance(item, UserError):
+                        context.abort(grpc.StatusCode.INVALID_ARGUMENT, item.one_line())
+                    context.abort(grpc.StatusCode.INTERNAL, f"backend {backend.name} failed: {_one_line(item)}")
+                session.last_used = time.monotonic()
+                yield item
+        finally:
+            stop.set()
+            worker.join()
+
+    def _produce(
+        self,
+        backend: RenderBackend,
+        session: _Session,
+        start: int,
+        end: int,
+        passes: list[str],
+        events: queue.Queue,
+        stop: threading.Event,
+        progress: dict,
+    ) -> None:
+        """Worker thread: pull frames from the backend, encode, and queue the events."""
+
+        def put(item: object) -> bool:
+            while not (stop.is_set() or session.cancel_render.is_set()):
+                try:
+                    events.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        frames = None
+        try:
+            if "passes" in inspect.signature(backend.frames).parameters:
+                frames = backend.frames(start, end, passes=passes)
+            else:
+                frames = backend.frames(start, end)
+            for frame in frames:
+                progress["message"] = "rendering"
+                for event in encode_frame_events(frame, passes, self.config.max_chunk_bytes):
+                    if not put(event):
+                        return
+                progress["frames_done"] += 1
+            put(_DONE)
+        except BaseException as error:  # handed to the streaming thread, which maps it to a status
+            if not (stop.is_set() or session.cancel_render.is_set()):
+                log.exception("render worker failed")
+            put(error)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+
+# --------------------------------------------------------------------------------------------
+# The server process
+
+
+class RenderServer:
+    """A gRPC server with the render service, health and reflection, on one port.
+
+    `start()` binds and answers health NOT_SERVING; `attach_backend()` flips it to SERVING.
+    Building the backend in between (loading a level, importing PyBullet) is exactly the
+    window in which clients must wait rather than fail.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        resolver: Callable[[pb.OpenSessionRequest], dict] = resolve_request,
+        servicer: RenderServicer | None = None,
+    ) -> None:
+        check_bind_allowed(config.host, config.auth_token)
+        self.config = config
+        self.servicer = servicer or RenderServicer(config, resolver)
+        self.health = health.HealthServicer()
+        self.port: int | None = None
+        self._server: grpc.Server | None = None
+
+    @property
+    def address(self) -> str:
+        host = self.config.host
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return f"{host}:{self.port}"
+
+    def start(self) -> int:
+        options = [
+            ("grpc.so_reuseport", 0),  # never share a port with a second server by accident
+            ("grpc.max_send_message_length", 4 * MAX_CHUNK_BYTES_LIMIT),
+            ("grpc.max_receive_message_length", 4 * MAX_CHUNK_BYTES_LIMIT),
+        ]
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.config.max_workers), options=options)
+        pb_grpc.add_RenderServiceServicer_to_server(self.servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        host = self.config.host
+        bind = f"[{host}]:{self.config.port}" if ":" in host and not host.startswith("[") else f"{host}:{self.config.port}"
+        try:
+            if self.config.tls_cert is not None and self.config.tls_key is not None:
+                credentials = grpc.ssl_server_credentials(
+                    [(Path(self.config.tls_key).read_bytes(), Path(self.config.tls_cert).read_bytes())]
+                )
+                port = server.add_secure_port(bind, credentials)
+            else:
+                port = server.add_insecure_port(bind)
+        except RuntimeError as error:
+            raise UserError(f"cannot bind {bind}: {_one_line(error)}; is another server using the port? try --port 0")
+        if port == 0:
+            raise UserError(f"cannot bind {bind}: the address is in use or not local; try another --port or --port 0")
+        server.start()
+        self._server, self.port = server, port
+        return port
+
+    def attach_backend(self, backend: RenderBackend) -> None:
+        self.servicer.attach_backend(backend)
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, grace: float | None = 1.0) -> None:
+        if self._server is None:
+            return
+        self.health.enter_graceful_shutdown()
+        self._server.stop(grace).wait()
+        with self.servicer._lock:
+            self.servicer._close_backend_locked()
+        self._server = None
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return self._server.wait_for_termination(timeout) if self._server is not None else True

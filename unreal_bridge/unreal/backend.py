@@ -1,0 +1,177 @@
+"""`UnrealBackend`: the RenderBackend that runs inside the Unreal Editor.
+
+Threading (the rule the whole design follows): the gRPC server calls `open`, `frames` and
+`close` on its own threads; those methods never touch `unreal.*`. They submit tasks to a
+`GameThreadExecutor` and wait on futures and thread-safe queues. The editor's tick runs the
+tasks on the game thread.
+
+Frame pacing: a render is one multi-tick task. Each tick it simulates exactly one fixed step
+(`sim_time = index * step`, step = 1 / fps): move the camera to the clip's pose for that
+frame, capture every pass, read the pixels and the camera state back, hand the frame to the
+gRPC side. So a frame's pose and pixels always come from the same tick.
+
+Resume: the camera of a rollout-driven rig is fully determined by `poses[index]`, so frames
+`start..end-1` render the same camera whether or not earlier frames were rendered in this call
+(the protocol's "output for frame i does not depend on start_frame"). Warm-up ticks
+(`simulation.warmup_frames`) are rendered and discarded at the first requested pose so
+auto-exposure, temporal anti-aliasing and texture streaming settle before frame `start`.
+GPU rendering is not bit-exact, so the backend does not advertise "deterministic".
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+from unreal_bridge.backend import RenderedFrame
+from unreal_bridge.unreal.game_thread import GameThreadExecutor, GameThreadStalled
+from unreal_bridge.unreal.plan import SUPPORTED_PASSES, ClipPlan, plan_clip
+from unreal_bridge.unreal.scene import UnrealScene
+
+log = logging.getLogger("worldloom.unreal.backend")
+
+__all__ = ["UnrealBackend", "UnrealBackendConfig"]
+
+_DONE = object()
+
+
+@dataclass
+class UnrealBackendConfig:
+    """Time limits. Loading a level can take minutes; one frame should take well under one."""
+
+    open_timeout_s: float = 900.0
+    frame_timeout_s: float = 120.0
+    # The editor may block its game thread while loading; beyond this, call it a hang.
+    stall_s: float = 600.0
+    # Frames the game thread may run ahead of the network before it waits (never blocks).
+    max_pending_frames: int = 4
+
+
+class UnrealBackend:
+    """RenderBackend over the Unreal Editor, driven through a GameThreadExecutor."""
+
+    name = "unreal"
+    passes: tuple[str, ...] = SUPPORTED_PASSES
+    capabilities: tuple[str, ...] = ("resume", "time_of_day", "weather", "scene_capture")
+
+    def __init__(self, unreal: Any, executor: GameThreadExecutor, config: UnrealBackendConfig | None = None) -> None:
+        """Construct on the game thread (the start-up script does): reads the engine version."""
+        self.unreal = unreal
+        self.executor = executor
+        self.config = config or UnrealBackendConfig()
+        self.engine_version = f"UE {unreal.SystemLibrary.get_engine_version()}"
+        self._scene = UnrealScene(unreal)
+        self._plan: ClipPlan | None = None
+
+    # -- RenderBackend (called on gRPC threads: no unreal.* here) ------------------------
+
+    def open(self, clip: dict) -> None:
+        plan = plan_clip(clip)  # INVALID_ARGUMENT before the editor is touched
+
+        def load_on_game_thread() -> None:
+            if self._scene.plan is not None:
+                self._scene.destroy()
+            self._scene.load(plan)
+            for item in self._scene.missing_environment:
+                self.unreal.log_warning(f"worldloom: level {plan.level} has no {item}; that part of the environment is left as the level has it")
+
+        self.executor.wait(
+            self.executor.submit(load_on_game_thread),
+            timeout_s=self.config.open_timeout_s,
+            stall_s=self.config.stall_s,
+            what=f"loading level {plan.level}",
+        )
+        self._plan = plan
+
+    def frames(self, start: int, end: int, passes: list[str] | None = None) -> Iterator[RenderedFrame]:
+        plan = self._plan
+        if plan is None:
+            raise RuntimeError("frames() before open(): no level is loaded")
+        wanted = tuple(passes) if passes else plan.passes
+        out: queue.Queue = queue.Queue()
+        cancel = threading.Event()
+        future = self.executor.submit(lambda: self._render_task(plan, start, end, wanted, out, cancel))
+        try:
+            for _ in range(start, end):
+                item = self._next(out, future)
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()  # a cancelled stream stops the task at its next tick
+
+    def close(self) -> None:
+        self._plan = None
+
+        def destroy() -> None:
+            if self._scene.plan is not None:
+                self._scene.destroy()
+
+        if self.executor.on_game_thread():  # editor shutting down: the tick cannot run while we wait
+            destroy()
+            return
+        future = self.executor.submit(destroy)
+        try:
+            self.executor.wait(future, timeout_s=60.0, stall_s=60.0, what="closing the session")
+        except (TimeoutError, GameThreadStalled) as error:  # closing must never wedge the server
+            log.warning("close: %s", error)
+
+    # -- waiting on the game thread -------------------------------------------------------
+
+    def _next(self, out: queue.Queue, future) -> Any:
+        waited = 0.0
+        while True:
+            try:
+                return out.get(timeout=0.25)
+            except queue.Empty:
+                waited += 0.25
+            if future.done() and out.empty():
+                error = future.exception()
+                raise error if error is not None else RuntimeError("render task ended before all frames were produced")
+            if self.executor.seconds_since_tick() > self.config.stall_s:
+                raise GameThreadStalled(
+                    f"the editor's game thread has not ticked for {self.executor.seconds_since_tick():.0f} s; "
+                    "restart the editor and resume"
+                )
+            if waited > self.config.frame_timeout_s:
+                raise TimeoutError(f"no frame for {waited:.0f} s from the editor")
+
+    # -- the render task (game thread) --------------------------------------------------
+
+    def _render_task(self, plan: ClipPlan, start: int, end: int, passes: tuple[str, ...], out: queue.Queue,
+                     cancel: threading.Event):
+        """Multi-tick task: warm-up ticks, then one fixed step and capture per tick."""
+        scene = self._scene
+        if start < end:
+            scene.move_camera(plan.poses[start])
+            for _ in range(plan.warmup_frames):
+                if cancel.is_set():
+                    return
+                scene.capture(passes, read_back=False)
+                yield
+        for index in range(start, end):
+            # Back-pressure without blocking the editor: skip ticks until the network catches up.
+            while out.qsize() >= self.config.max_pending_frames:
+                if cancel.is_set():
+                    return
+                yield
+            if cancel.is_set():
+                return
+            scene.move_camera(plan.poses[index])
+            pixels, camera_to_world, intrinsics = scene.capture(passes)
+            out.put(
+                RenderedFrame(
+                    index=index,
+                    sim_time=index * plan.step_s,
+                    camera_to_world=camera_to_world,
+                    intrinsics=intrinsics,
+                    action=np.asarray(plan.actions[index], dtype=np.float32),
+                    passes=pixels,
+                )
+            )
+            yield
+        return None

@@ -1,0 +1,90 @@
+"""Copy the WorldloomBridge plugin and worldloom's pure-Python code into an Unreal project.
+
+    python -m unreal_bridge.unreal.install_plugin --project /path/to/MyProject [--wheels DIR]
+
+Result:
+
+    MyProject/Plugins/WorldloomBridge/WorldloomBridge.uplugin     (PythonRequirements: grpcio, ...)
+    MyProject/Plugins/WorldloomBridge/Content/Python/init_unreal.py
+    MyProject/Plugins/WorldloomBridge/Content/Python/Lib/site-packages/{unreal_bridge,pipeline}/
+
+The editor adds `<Plugin>/Content/Python/Lib/site-packages` to `sys.path` for enabled plugins.
+With `--wheels DIR` (wheels downloaded for the editor's Python and platform, e.g.
+`pip download --only-binary=:all: --python-version 3.11 --platform win_amd64 -d DIR grpcio ...`)
+they are unpacked into `Content/Python/<Platform>/Lib/site-packages` for machines where the
+editor's start-up pip install is not allowed.
+
+The copy goes to a temporary folder first and is renamed into place, so an interrupted install
+never leaves a half plugin that the editor would load.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+PLUGIN_NAME = "WorldloomBridge"
+PLUGIN_SOURCE = Path(__file__).resolve().parent / "plugin" / PLUGIN_NAME
+REPO_PACKAGES = ("unreal_bridge", "pipeline")
+PLATFORMS = ("Win64", "Linux", "Mac")
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "plugin")
+
+
+def install(project: Path, *, wheels: Path | None = None, platform: str = "Win64", force: bool = False) -> Path:
+    """Install the plugin into `project`; returns the plugin folder."""
+    project = Path(project)
+    if not any(project.glob("*.uproject")):
+        raise UserError(f"--project {project}: no .uproject file there; pass the folder that contains MyProject.uproject")
+    if platform not in PLATFORMS:
+        raise UserError(f"--platform {platform!r} is unknown; use one of {', '.join(PLATFORMS)}")
+    target = project / "Plugins" / PLUGIN_NAME
+    if target.exists() and not force:
+        raise UserError(f"{target} already exists; pass --force to replace it")
+    staging = target.with_name(f".{PLUGIN_NAME}.installing")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(PLUGIN_SOURCE, staging, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    site = staging / "Content" / "Python" / "Lib" / "site-packages"
+    site.mkdir(parents=True, exist_ok=True)
+    source_root = Path(__file__).resolve().parents[2]
+    for package in REPO_PACKAGES:
+        shutil.copytree(source_root / package, site / package, ignore=_IGNORE)
+    if wheels is not None:
+        platform_site = staging / "Content" / "Python" / platform / "Lib" / "site-packages"
+        platform_site.mkdir(parents=True, exist_ok=True)
+        found = sorted(Path(wheels).glob("*.whl"))
+        if not found:
+            raise UserError(f"--wheels {wheels}: no .whl files there; download them with `pip download --only-binary=:all: ...`")
+        for wheel in found:  # a wheel is a zip laid out as site-packages content
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extractall(platform_site)
+    json.loads((staging / f"{PLUGIN_NAME}.uplugin").read_text())  # a broken descriptor must not be installed
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging.rename(target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m unreal_bridge.unreal.install_plugin", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--project", type=Path, required=True, help="folder containing the .uproject")
+    parser.add_argument("--wheels", type=Path, default=None, help="folder of wheels for the editor's Python (offline install)")
+    parser.add_argument("--platform", default="Win64", help="Win64 | Linux | Mac (for --wheels)")
+    parser.add_argument("--force", action="store_true", help="replace an existing installation")
+    args = parser.parse_args(argv)
+    try:
+        target = install(args.project, wheels=args.wheels, platform=args.platform, force=args.force)
+    except UserError as error:
+        print(f"error: {error.one_line()}", file=sys.stderr)
+        return 2
+    print(f"installed {PLUGIN_NAME} into {target}; enable it in Edit > Plugins (or the .uproject) and restart the editor")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
