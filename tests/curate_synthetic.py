@@ -79,3 +79,55 @@ def write_video(path: Path, frames: np.ndarray, fps: float = 24.0, *, times: lis
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+# --- curated datasets shared by several test modules (built once per session) ---------------
+REAL_FOOTAGE = ["counter.mp4", "fades.mp4", "delayed_start.mp4", "issue-134-rotate.mp4", "issue-236-split-copy.mkv"]
+_BUILT: dict[str, object] = {}
+
+
+def small_config():
+    """Small outputs, two CLIP frames per clip, two CPUs per task (fewer model loads on 2 cores)."""
+    from pipeline.curate.config import CurateConfig, OutputConfig, RunConfig, ScoreConfig
+
+    return CurateConfig(output=OutputConfig(height=64), scores=ScoreConfig(frames_sampled=2),
+                        run=RunConfig(num_cpus_per_task=2))
+
+
+def real_inputs(folder: Path, realfootage: Path) -> list[str]:
+    frames, _ = concatenate_with_cuts([24, 24], seed=11)
+    write_video(folder / "copy_hq.mp4", frames, crf=18)
+    write_video(folder / "copy_lq.mp4", frames, crf=34)
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "notes.mp4").write_text("not a video\n" * 10)
+    listing = folder / "real.txt"
+    listing.write_text("# shared real footage\n" + "".join(f"{realfootage / name}\n" for name in REAL_FOOTAGE))
+    return [str(listing), str(folder / "copy_hq.mp4"), str(folder / "copy_lq.mp4"),
+            str(folder / "empty.mp4"), str(folder / "notes.mp4")]
+
+
+def curated_real(tmp_path_factory, realfootage: Path):
+    """(dataset folder, summary, inputs folder) of the real-footage curate run."""
+    if "real" not in _BUILT:
+        from pipeline.curate.run import run_curate
+
+        folder = tmp_path_factory.mktemp("real_inputs")
+        out = tmp_path_factory.mktemp("curated") / "real"
+        summary = run_curate(real_inputs(folder, realfootage), out, small_config(), show_progress=False)
+        _BUILT["real"] = (out, summary, folder)
+    return _BUILT["real"]
+
+
+def curated_procedural(tmp_path_factory):
+    """A second, all-procedural dataset (domain `procedural`) for mixing."""
+    if "procedural" not in _BUILT:
+        from pipeline.curate.run import run_curate
+
+        folder = tmp_path_factory.mktemp("procedural_inputs")
+        for number, lengths in enumerate([[24, 30, 24], [36, 24], [24, 24, 30]]):
+            frames, _ = concatenate_with_cuts(lengths, seed=50 + number)
+            write_video(folder / f"procedural_{number}.mp4", frames)
+        out = tmp_path_factory.mktemp("curated") / "procedural"
+        summary = run_curate([str(folder)], out, small_config(), domain="procedural", show_progress=False)
+        _BUILT["procedural"] = (out, summary, folder)
+    return _BUILT["procedural"]

@@ -17,6 +17,14 @@ from pipeline.encode import EncodeSettings, decode_mp4, encode_mp4
 
 VIDEOS = ["counter.mp4", "fades.mp4", "delayed_start.mp4", "issue-134-rotate.mp4", "issue-236-split-copy.mkv"]
 SMALL = CurateConfig(output=OutputConfig(height=96), plan=PlanConfig(min_clip_s=0.5))
+_RESULTS: dict[str, object] = {}
+
+
+def curated(folder, name: str):
+    """process_input of one shared file, computed once per test session."""
+    if name not in _RESULTS:
+        _RESULTS[name] = process_input(str(folder / name), SMALL, with_clip=False)
+    return _RESULTS[name]
 
 
 def _plan(times: np.ndarray, start: int, end: int) -> ClipPlan:
@@ -27,24 +35,33 @@ def _plan(times: np.ndarray, start: int, end: int) -> ClipPlan:
 
 def _nearest(frames: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per output frame: index of the closest reference (MSE) and the margin to the runner-up."""
-    distances = ((frames[:, None].astype(np.float32) - references[None].astype(np.float32)) ** 2).mean(axis=(2, 3, 4))
+    a = frames.reshape(len(frames), -1).astype(np.float64)
+    b = references.reshape(len(references), -1).astype(np.float64)
+    distances = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T) / a.shape[1]
     order = np.sort(distances, axis=1)
     return distances.argmin(axis=1), order[:, 1] - order[:, 0]
 
 
-@pytest.mark.parametrize("start,end", [(3, 17), (10, 20), (0, 30), (25, 30)])
-def test_counter_cut_holds_exactly_the_numbered_frames(realfootage, start, end):
-    """Frame i of counter.mp4 shows the number i+1, so [a, b) must show a+1..b; checked by
-    matching every frame of the encoded+decoded clip to all decoded source frames."""
+@pytest.fixture(scope="module")
+def counter(realfootage):
+    """counter.mp4 analysed once, with every decoded source frame at the output size."""
     uri = str(realfootage / "counter.mp4")
     found = probe(uri)
     analysis = analyze_file(uri, found.width, found.height)
-    assert analysis.frame_count == 30
     geometry = output_geometry(found.width, found.height, found.rotation_deg, OutputConfig(height=216))
+    references = np.stack([to_rgb(d.frame, width=geometry.scale_width, height=geometry.scale_height) for d in iter_frames(uri)])
+    return uri, analysis, geometry, references
+
+
+@pytest.mark.parametrize("start,end", [(3, 17), (10, 20), (0, 30), (25, 30)])
+def test_counter_cut_holds_exactly_the_numbered_frames(counter, start, end):
+    """Frame i of counter.mp4 shows the number i+1, so [a, b) must show a+1..b; checked by
+    matching every frame of the encoded+decoded clip to all decoded source frames."""
+    uri, analysis, geometry, references = counter
+    assert analysis.frame_count == 30 and len(references) == 30
     plan = _plan(analysis.times, start, end)
     (clip,) = list(transcode_clips(uri, analysis.times, [plan], geometry, fps=10.0))
     decoded = decode_mp4(encode_mp4(clip.frames, 10.0, EncodeSettings(crf=18)))
-    references = np.stack([to_rgb(d.frame, width=geometry.scale_width, height=geometry.scale_height) for d in iter_frames(uri)])
     matches, margins = _nearest(decoded, references)
     assert matches.tolist() == list(range(start, end))        # shows numbers start+1 .. end
     assert len(decoded) == end - start
@@ -90,13 +107,13 @@ def test_matroska_without_frame_count(realfootage):
     uri = str(realfootage / "issue-236-split-copy.mkv")
     found = probe(uri)
     assert found.ok and found.declared_frames == 0
-    result = process_input(uri, SMALL, with_clip=False)
+    result = curated(realfootage, "issue-236-split-copy.mkv")
     assert result.frames_decoded == 48
     assert result.clips and all(len(decode_mp4(c.mp4)) == c.frames for c in result.clips)
 
 
 def test_fades_has_no_hard_cut_and_black_stretches_are_flagged(realfootage):
-    result = process_input(str(realfootage / "fades.mp4"), SMALL, with_clip=False)
+    result = curated(realfootage, "fades.mp4")
     assert result.reason is None and result.cuts == []
     assert len(result.black_stretches) >= 3                 # it fades to black and back repeatedly
     (clip,) = result.clips
@@ -106,7 +123,7 @@ def test_fades_has_no_hard_cut_and_black_stretches_are_flagged(realfootage):
 
 @pytest.mark.parametrize("name", VIDEOS)
 def test_every_readable_file_yields_clips(realfootage, name):
-    result = process_input(str(realfootage / name), SMALL, with_clip=False)
+    result = curated(realfootage, name)
     assert result.reason is None, result.detail
     assert result.clips
     for clip in result.clips:

@@ -148,7 +148,7 @@ def test_poses_in_the_clip_equal_the_rollout_of_its_actions() -> None:
 def test_intrinsics_from_fov_and_explicit() -> None:
     clip = resolve_manifest(example("quickstart")).clips[0]
     intrinsics = clip["camera"]["intrinsics"]
-    assert intrinsics["cx"] == 79.5 and intrinsics["cy"] == 44.5
+    assert intrinsics["cx"] == 80.0 and intrinsics["cy"] == 45.0  # (0, 0) is the corner of the top-left pixel
     assert intrinsics["fx"] == pytest.approx(80.0 / np.tan(np.radians(35.0)))
     data = yaml.safe_load(example("quickstart").read_text())
     data["scenes"][0]["camera"]["intrinsics"] = {"fx": 100.0, "fy": 90.0, "cx": 70.0, "cy": 40.0}
@@ -177,6 +177,7 @@ def _error(text: str) -> str:
         ('actions: "w-8,lw-8"', 'actions: "w-80"', "scenes[0].motion.actions: the action string lasts 80 frames but the clip has 16; fix: shorten it"),
         ("fog: {uniform: [0.1, 0.5]}", "fog: {uniform: [0.1, 1.5]}", 'bad.yaml:60: scenes[1].randomize["environment.weather.fog"].uniform[1]: value 1.5'),
         ("environment.weather.fog:", "environment.weather.smog:", "has no field 'environment.weather.smog'"),
+        ("environment.weather.fog:", "fog:", "bad.yaml:60: scenes[1].randomize.fog: 'fog' is not a field path; fix: write a dotted path"),
         ("seed: 7", "seed: seven", "bad.yaml:6: seed: 'seven' (str) is the wrong type; fix: write a whole number"),
         ("- name: grove", "- name: street", "bad.yaml:45: scenes[1].name: scene name 'street' is also used by scenes[0]"),
         ("crf: 23", "crf: 23\n  crf: 24", "bad.yaml:18: output.crf: key appears twice"),
@@ -249,3 +250,28 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{bad}:15: output.fps: 0 is out of range; fix: use a value >= 1" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_manifest_wide_randomiser_applies_to_every_scene_and_scene_entry_wins() -> None:
+    data = yaml.safe_load(example("quickstart").read_text())
+    data["randomize"] = {"environment.weather.rain": {"uniform": [0.2, 0.4]}, "environment.weather.fog": {"choice": [0.9]}}
+    clips = resolve_manifest(load_manifest(data)).clips
+    assert all(0.2 <= clip["environment"]["weather"]["rain"] <= 0.4 for clip in clips)
+    fog = {clip["scene"]: clip["environment"]["weather"]["fog"] for clip in clips}
+    assert fog["street"] == 0.9 and 0.1 <= fog["grove"] <= 0.5  # grove's own fog randomiser wins
+    data["randomize"] = {"world.params.tree_density": {"uniform": [0.1, 0.2]}}  # street is a city: no such field
+    with pytest.raises(UserError, match=r'randomize\["world.params.tree_density"\]: scene \'street\' has no field'):
+        load_manifest(data)
+
+
+def test_unreal_level_world() -> None:
+    data = yaml.safe_load(example("quickstart").read_text())
+    data["scenes"][0]["world"] = {"level": "/Game/Maps/CityPark"}
+    with pytest.raises(UserError, match="scenes\\[0\\].world.level: an Unreal level needs the unreal backend"):
+        load_manifest(data)
+    data["renderer"] = {"backend": "unreal", "endpoints": ["10.0.0.5:50051"]}
+    clip = resolve_clip(load_manifest(data), "street", 0)
+    assert clip["world"] == {"level": "/Game/Maps/CityPark"}
+    data["renderer"]["endpoints"] = ["no-port"]
+    with pytest.raises(UserError, match=r"renderer.endpoints\[0\]"):
+        load_manifest(data)

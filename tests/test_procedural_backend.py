@@ -195,8 +195,9 @@ def test_resume_from_k_equals_uninterrupted_render():
         backend.close()
     assert frame_digest(resumed) == frame_digest(full[6:])
     assert frame_digest(again) == frame_digest(full[2:4])
-    # Physics actually ran: the scene changes between frames although the camera holds still.
-    assert not np.array_equal(full[0].passes["segmentation"], full[-1].passes["segmentation"])
+    # Physics ran before the resume point (the camera holds still, the scene does not), so a
+    # backend that skipped simulating frames 0-5 would render different frames 6-9.
+    assert not np.array_equal(full[0].passes["segmentation"], full[5].passes["segmentation"])
 
 
 def test_holding_w_moves_first_person_camera_along_its_own_z():
@@ -275,3 +276,38 @@ def test_unreal_level_is_rejected_with_a_clear_message():
 
     with pytest.raises(UserError, match="world.level"):
         ProceduralBackend().open(clip)
+
+
+def test_two_backends_interleaved_in_one_process_do_not_interfere():
+    """Every PyBullet call carries its client id: stepping one world never moves the other."""
+    sandbox = make_clip(WORLDS["physics_sandbox"], frames=6, camera=ORBIT, motion={"policy": "static"})
+    city = make_clip(WORLDS["city"], frames=6)
+    alone = frame_digest(render(sandbox)), frame_digest(render(city))
+    a, b = ProceduralBackend(), ProceduralBackend()
+    a.open(sandbox)
+    b.open(city)
+    try:
+        got_a, got_b = [], []
+        for frame_a, frame_b in zip(a.frames(0, 6), b.frames(0, 6)):
+            got_a.append(frame_a)
+            got_b.append(frame_b)
+    finally:
+        a.close()
+        b.close()
+    assert (frame_digest(got_a), frame_digest(got_b)) == alone
+
+
+def test_terrain_from_a_pybullet_data_heightmap_png():
+    world = {"generator": "terrain", "params": {"heightmap": "heightmaps/wm_height_out.png", "size_m": 80, "height_scale_m": 10}}
+    clip = make_clip(world, frames=2, camera={"rig": "first_person", "start": {"position": [0, 0, 0], "yaw_deg": 45, "pitch_deg": -10}})
+    frame = render(clip)[-1]
+    terrain = (frame.passes["segmentation"] // INSTANCES_PER_CLASS) == CLASS_CODES["terrain"]
+    assert terrain.mean() > 0.2
+    # The walker stands on the (flattened) surface: the pixel straight below the horizon line is near.
+    assert frame.passes["depth"][-1].max() < 20.0
+    missing = copy.deepcopy(clip)
+    missing["world"]["params"]["heightmap"] = "no/such/heightmap.png"
+    from pipeline.errors import UserError
+
+    with pytest.raises(UserError, match="world.params.heightmap"):
+        ProceduralBackend().open(missing)

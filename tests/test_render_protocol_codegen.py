@@ -63,3 +63,15 @@ def test_cli_check_subcommand_is_wired():
     else:
         result = _cli("check", "--help")
         assert result.returncode == 0, result.stderr
+
+
+def test_cli_check_says_so_when_the_conformance_suite_is_absent(monkeypatch):
+    from click.testing import CliRunner
+
+    from pipeline.errors import UserError
+    from unreal_bridge import cli
+
+    monkeypatch.setattr(cli._RenderServerGroup, "lazy", {"check": ("unreal_bridge.no_such_conformance", "check")})
+    result = CliRunner().invoke(cli.render_server, ["check", "127.0.0.1:1"])
+    assert isinstance(result.exception, UserError)
+    assert "needs unreal_bridge.no_such_conformance:check, which is not available" in result.exception.one_line()

@@ -8,6 +8,7 @@ missing frame; the stock health stub and reflection see the service.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from pathlib import Path
 
@@ -82,6 +83,13 @@ def test_every_example_renders_over_grpc(server, manifest):
     if resolved["camera"]["rig"] != "vehicle":
         rollout = np.asarray(resolved["poses"], dtype=np.float64).reshape(-1, 4, 4)
         assert np.allclose(poses, rollout, atol=1e-9), "camera poses differ from the manifest's action rollout"
+    else:  # vehicle: poses come from physics; with the throttle held the car drives along the camera's +z
+        forward = clip.actions[:, 0] > 0
+        assert forward.any()
+        travel = poses[-1, :3, 3] - poses[0, :3, 3]
+        heading = poses[0, :3, 2]
+        assert np.linalg.norm(travel[:2]) > 1.0
+        assert travel[:2] @ heading[:2] / (np.linalg.norm(travel[:2]) * np.linalg.norm(heading[:2])) > 0.7
 
 
 @pytest.mark.timeout(120)
@@ -146,11 +154,15 @@ def test_sigkill_mid_stream_then_restart_resumes_from_first_missing_frame(quicks
             resumed = client.render_clip(text, on_frame=on_frame)
             server_ids.append(client.server_info().server_id)
         restarter[0].join()
+        server_log = crashing.log_path.read_text()
     finally:
         crashing._cleanup()
     assert crashing.starts == 2 and crashing.port == port  # restarted on the same port
     assert server_ids[0] != server_ids[1]  # really another process
     assert len(resumed.resumed_from) == 1 and 21 <= resumed.resumed_from[0] < FRAMES
+    # the restarted process was asked for exactly the missing frames, not the whole clip again
+    requests = re.findall(r"render frames \[(\d+), (\d+)\)", server_log)
+    assert requests == [("0", str(FRAMES)), (str(resumed.resumed_from[0]), str(FRAMES))]
     _assert_same_clip(quickstart_reference, resumed)
 
 

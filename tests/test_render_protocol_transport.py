@@ -268,3 +268,46 @@ def test_idle_timeout_reconnects_and_resumes_on_the_same_server():
             reference = client.render_clip(clip)
     assert rendered.resumed_from == [2]
     assert np.array_equal(rendered.rgb, reference.rgb) and np.array_equal(rendered.depth, reference.depth)
+
+
+def _self_signed_certificate(folder) -> tuple:
+    """A throwaway certificate for localhost / 127.0.0.1 made with the openssl CLI."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not available to make a test certificate")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=30,
+    )
+    return key, cert
+
+
+def test_network_bind_with_token_and_tls(tmp_path):
+    """The configuration the CLI allows beyond loopback: a token, here with TLS."""
+    key, cert = _self_signed_certificate(tmp_path)
+    config = ServerConfig(host="0.0.0.0", port=0, auth_token="t0k3n", tls_cert=cert, tls_key=key)
+    from test_render_protocol_support import standin_resolver
+
+    server = RenderServer(config, servicer=RenderServicer(config, standin_resolver))
+    server.start()
+    server.attach_backend(GradientBackend())
+    try:
+        address = f"127.0.0.1:{server.port}"
+        with RenderClient(address, auth_token="t0k3n", root_certificates=cert.read_bytes()) as client:
+            assert client.render_clip(standin_clip()).frame_count == 6
+        with RenderClient(address, auth_token="t0k3n", connect_timeout=1.0) as plaintext, pytest.raises(UserError, match="not reachable"):
+            plaintext.server_info()  # a plaintext client cannot talk to the TLS port
+    finally:
+        server.stop(grace=0)
+
+
+def test_subset_of_passes_and_unknown_pass():
+    with inprocess_server() as server, RenderClient(server.address) as client:
+        rendered = client.render_clip(standin_clip(), passes=["rgb", "rgb"])
+        assert rendered.rgb.shape == (6, 24, 32, 3) and rendered.depth is None and rendered.segmentation is None
+        with pytest.raises(UserError, match="passes normals are not in the clip"):
+            client.render_clip(standin_clip(), passes=["normals"])

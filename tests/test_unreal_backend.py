@@ -252,6 +252,18 @@ def test_environment_is_applied_on_the_level(bridge, editor):
     assert editor.current_level == "/Game/Maps/Courtyard"
 
 
+def test_clips_of_the_same_level_do_not_reload_it(bridge, editor):
+    for _ in range(2):
+        opened = bridge.open(probe_manifest())
+        bridge.stub.CloseSession(pb.CloseSessionRequest(session_id=opened.session_id), timeout=10)
+    opened = bridge.open(probe_manifest("/Game/Maps/Empty"))
+    assert editor.level_loads == ["/Game/Maps/Courtyard", "/Game/Maps/Empty"]
+    # Closing a session removes the rig; the next open spawns a fresh one.
+    from fake_unreal import CineCameraActor, SceneCapture2D
+
+    assert len(editor.actors_of(CineCameraActor)) == 1 and len(editor.actors_of(SceneCapture2D)) == 2
+
+
 def test_a_level_without_sky_actors_still_renders_and_says_what_it_lacks(bridge, editor):
     opened = bridge.open(probe_manifest("/Game/Maps/Empty"))
     assert bridge.render(opened.session_id).indices() == list(range(FRAMES))
@@ -374,3 +386,69 @@ def test_install_plugin_lays_out_the_project(tmp_path):
         install(tmp_path)
     with pytest.raises(UserError, match="uproject"):
         install(tmp_path / "nowhere")
+
+
+# ------------------------------------------------------------------------------ cinematic path (Movie Render Queue)
+
+
+@pytest.mark.timeout(60)
+def test_movie_render_queue_path_renders_asynchronously_through_delegates(editor, tmp_path):
+    bridge = Bridge(editor, UnrealBackendConfig(capture="movie_render_queue", cinematic_dir=tmp_path))
+    try:
+        opened = bridge.open(probe_manifest())
+        clip = json.loads(opened.resolved_clip_json)
+        ticks_before = editor.tick_count
+        stream = bridge.render(opened.session_id)
+        assert stream.indices() == list(range(FRAMES))
+        render = editor.movie_renders[-1]
+        # The editor kept ticking while MRQ rendered: a frame every 2 ticks, the delegate after the last.
+        assert render["ticks"] >= FRAMES * editor.movie_render_ticks_per_frame
+        assert editor.tick_count - ticks_before >= render["ticks"]
+        settings = render["settings"]
+        assert settings["MoviePipelineAntiAliasingSetting"]["temporal_sample_count"] == 1
+        assert settings["MoviePipelineAntiAliasingSetting"]["engine_warm_up_count"] == WARMUP
+        assert (settings["MoviePipelineOutputSetting"]["output_resolution"].x, settings["MoviePipelineOutputSetting"]["output_resolution"].y) == (32, 24)
+        assert "MoviePipelineImageSequenceOutput_PNG" in settings
+        by_key = stream.by_key()
+        for i in range(FRAMES):
+            c2w = np.asarray(clip["poses"][i]).reshape(4, 4)
+            assert np.allclose(np.asarray(by_key[(i, "rgb")].header.camera_to_world).reshape(4, 4), c2w, atol=1e-9)
+            location, rotator = coords.opencv_c2w_to_unreal(c2w)
+            from fake_unreal import Rotator, Vector
+
+            expected = fake_rgb(Vector(*location), Rotator(*rotator), 70.0, editor._environment_state(), 32, 24)
+            assert bytes(by_key[(i, "rgb")].payload) == expected.tobytes()  # the keyed pose was rendered
+            assert (i, "depth") in by_key  # depth from SceneCapture2D at the same pose
+        assert list(tmp_path.iterdir()) == []  # the PNGs were cleaned up
+        assert editor.violations == []
+        bridge.stub.CloseSession(pb.CloseSessionRequest(session_id=opened.session_id), timeout=10)
+        report = run_conformance(bridge.address, manifest_yaml=probe_manifest(),
+                                 rules=["server_info", "session_open", "frame_sequence", "camera_state", "resume"])
+        assert report.passed, [(r.name, r.message) for r in report.failed]
+    finally:
+        bridge.stop()
+
+
+def test_movie_render_queue_failure_is_reported(editor, tmp_path):
+    bridge = Bridge(editor, UnrealBackendConfig(capture="movie_render_queue", cinematic_dir=tmp_path))
+    try:
+        opened = bridge.open(probe_manifest())
+        editor.movie_render_fails = "GPU crashed"
+        with pytest.raises(grpc.RpcError) as error:
+            bridge.render(opened.session_id)
+        assert error.value.code() == grpc.StatusCode.INTERNAL
+        assert "Movie Render Queue failed: GPU crashed" in error.value.details()
+    finally:
+        editor.movie_render_fails = None
+        bridge.stop()
+
+
+def test_mrq_keys_unwrap_yaw_across_the_seam():
+    from unreal_bridge.procedural.camera import look_at
+    from unreal_bridge.unreal.mrq import keyed_transforms
+
+    # Turning through Unreal yaw +-180 must not jump by 360 degrees between keys.
+    angles = np.radians([170.0, 178.0, 186.0, 194.0])
+    poses = np.stack([look_at([0, 0, 0], [np.cos(a), -np.sin(a), 0.0]) for a in angles])
+    yaw = keyed_transforms(poses)[:, 5]
+    assert np.all(np.abs(np.diff(yaw)) < 10.0), yaw

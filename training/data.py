@@ -299,7 +299,9 @@ def _raw_stream(shards: list[str], source: int, seed: int, rank: int, world_size
         order = list(shards)
         random.Random(_seed(seed, source, epoch, "shards")).shuffle(order)
         if by_shard:
-            mine = list(wds.split_by_node(order)) if world_size > 1 else order  # reads RANK/WORLD_SIZE set by Ray Train
+            # what wds.split_by_node / split_by_worker do, but from the explicit rank and loader worker:
+            # they read RANK/WORLD_SIZE from the environment, which loader processes may not inherit
+            mine = list(islice(order, rank, None, world_size))
             mine = list(islice(mine, worker, None, num_workers))
             samples = wds.tarfile_to_samples()(iter([{"url": u} for u in mine]))
         else:
@@ -350,6 +352,10 @@ class ClipWindows(torch.utils.data.IterableDataset):
         return delivered * batch_size, 0
 
     def samples(self, worker: int = 0, num_workers: int = 1, batch_size: int = 0) -> Iterator[dict[str, Any]]:
+        # A fresh DataLoader asks worker 0 first, but batch number `batches` belonged to worker
+        # batches % W before the restart: take over that worker's stream.
+        if self._skip_for(worker, num_workers, batch_size)[1] == 0:
+            worker = (worker + self.position.batches) % num_workers
         skip, epoch_offset = self._skip_for(worker, num_workers, batch_size)
         streams = [
             _raw_stream(shards, index, self.seed, self.rank, self.world_size, worker, num_workers,

@@ -256,7 +256,7 @@ class RenderClient:
         info = self.server_info()
         opened = self.open_session(_open_request(clip, scene, clip_index))
         resolved_json, resolved_sha = opened.resolved_clip_json, opened.resolved_sha256
-        wanted = list(passes) if passes else list(opened.passes)
+        wanted = list(dict.fromkeys(passes)) if passes else list(opened.passes)
         missing = [name for name in wanted if name not in opened.passes]
         if missing:
             self.close_session(opened.session_id)
@@ -330,14 +330,25 @@ class RenderClient:
         delay = min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1))
         time.sleep(delay)
         self._reset_channel()
-        try:
-            info = self._connect().GetServerInfo(
-                pb.GetServerInfoRequest(), timeout=self.connect_timeout, metadata=self._metadata(), wait_for_ready=True
-            )
-        except grpc.RpcError as error:
-            if error.code() in _RETRYABLE:
-                return session_id, server_id  # still down: the next Render attempt fails fast and backs off again
-            raise self._explain(error, "reconnecting") from None
+        # A restarted server accepts connections before its backend is built (health
+        # NOT_SERVING, calls UNAVAILABLE); keep asking until it is ready or connect_timeout passes.
+        deadline = time.monotonic() + self.connect_timeout
+        while True:
+            try:
+                info = self._connect().GetServerInfo(
+                    pb.GetServerInfoRequest(),
+                    timeout=max(0.1, deadline - time.monotonic()),
+                    metadata=self._metadata(),
+                    wait_for_ready=True,
+                )
+                break
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                if error.code() in _RETRYABLE:
+                    return session_id, server_id  # still down: the next Render attempt fails fast and backs off again
+                raise self._explain(error, "reconnecting") from None
         if info.server_id == server_id:
             return session_id, server_id  # same process (a network blip): the session is still open
         log.warning("render server at %s restarted; re-opening the session", self.address)

@@ -408,7 +408,7 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
         self._authorize(context)
         backend = self._ready_backend(context)
         session = self._find_session(request.session_id, context)
-        passes = list(request.passes) or session.passes
+        passes = list(dict.fromkeys(request.passes)) or session.passes
         unknown = [name for name in passes if name not in session.passes]
         if unknown:
             context.abort(
@@ -435,6 +435,7 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
             )
         session.cancel_render.clear()
         session.last_used = time.monotonic()
+        log.info("session %s: render frames [%d, %d) passes %s", session.session_id, start, end, ",".join(passes))
         try:
             yield from self._stream(backend, session, start, end, passes, context)
         finally:
@@ -599,8 +600,8 @@ class RenderServer:
                 port = server.add_secure_port(bind, credentials)
             else:
                 port = server.add_insecure_port(bind)
-        except RuntimeError as error:
-            raise UserError(f"cannot bind {bind}: {_one_line(error)}; is another server using the port? try --port 0")
+        except RuntimeError:
+            raise UserError(f"cannot bind {bind}: the address is in use or not local (another render server?); use another --port or --port 0") from None
         if port == 0:
             raise UserError(f"cannot bind {bind}: the address is in use or not local; try another --port or --port 0")
         server.start()

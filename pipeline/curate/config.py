@@ -72,12 +72,12 @@ class ModelConfig(_Strict):
     coca_weights: str | None = None
 
 
-RANDOM_INIT_DEDUPE_THRESHOLD = 0.9995
+RANDOM_INIT_DEDUPE_THRESHOLD = 0.999
 
 
 class DedupeConfig(_Strict):
     """threshold None picks 0.98 (Open-Sora; Cosmos uses 0.99) for trained CLIP weights and
-    0.9995 for random-initialised ones, whose embeddings all lie within ~0.01 of each other."""
+    0.999 for random-initialised ones, whose embeddings all lie within ~0.01 of each other."""
 
     enabled: bool = True
     threshold: float | None = Field(None, gt=0, le=1)

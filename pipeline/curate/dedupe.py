@@ -11,7 +11,7 @@ that, cluster first (k-means, as Cosmos-Curate does) and dedupe inside clusters.
 
 Threshold: 0.98 (Open-Sora) to 0.99 (Cosmos) for trained CLIP weights. Random-initialised
 weights (tests, offline smoke runs) embed every image within ~0.01 of the others, so they
-need a far tighter threshold (~0.9995); see docs/curate.md and tests/test_curate_dedupe.py.
+need a far tighter threshold (0.999); see docs/curate.md and tests/test_curate_dedupe.py.
 """
 from __future__ import annotations
 

@@ -71,6 +71,8 @@ def plan_mix(available: dict[str, list[str]], sources: list[MixSource], seed: in
         total = min(math.floor(len(available[s.name]) / w + 1e-9) for s, w in zip(sources, weights))
         while total > 0 and any(c > len(available[s.name]) for s, c in zip(sources, _largest_remainder(weights, total))):
             total -= 1
+    if total < 1:
+        raise UserError("mix: the sources have no kept clips to mix", hint="check each --source DIR")
     counts = _largest_remainder(weights, total)
     for source, count in zip(sources, counts):
         if count > len(available[source.name]):

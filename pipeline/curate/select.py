@@ -13,6 +13,7 @@ import pandas as pd
 
 from pipeline.curate.expression import evaluate
 from pipeline.curate.reshard import SourcePick, load_kept_rows, write_picks
+from pipeline.errors import UserError
 from pipeline.shards import code_version, read_index
 
 
@@ -31,6 +32,9 @@ def run_select(dataset: Path, where: str, out: Path) -> SelectSummary:
     mask = evaluate(where, index)
     chosen = set(index.loc[mask, "key"])
     rows = {row["key"]: row for row in kept if row["key"] in chosen}
+    if not rows:
+        raise UserError(f"--where {where!r}: matches no kept clip (of {len(index)} in {dataset})",
+                        hint="loosen the thresholds; `worldloom inspect` shows the score ranges")
     document = {"created_by": "worldloom select", "code": code_version(),
                 "parents": [{"path": str(dataset.resolve()), "where": where}],
                 "selection": {"candidates": len(index), "selected": len(rows)}}

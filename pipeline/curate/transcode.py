@@ -1,8 +1,8 @@
 """Frame-accurate transcode of planned clips to the target fps, size and aspect.
 
 Frame selection is decided from the decoded timestamps of pass one, before any pixels are
-converted: output frame k of a clip shows the source frame whose presentation time is nearest
-to `clip_start + k / fps` (earlier frame on a tie). With the source rate as target this is the
+converted: output frame k of a clip shows the source frame on screen at `clip_start + k / fps`
+(see `select_source_frames`). With the source rate as target this is the
 identity, so a clip `[a, b)` holds exactly source frames a..b-1. The file is then decoded once,
 sequentially, and only the selected frames are scaled (stops after the last one needed).
 
@@ -63,14 +63,18 @@ def output_geometry(stored_width: int, stored_height: int, rotation_deg: int, co
 
 
 def select_source_frames(times: np.ndarray, plan: ClipPlan, fps: float) -> np.ndarray:
-    """Source frame index for every output frame of `plan` at `fps` (nearest timestamp)."""
+    """Source frame index for every output frame of `plan` at `fps`.
+
+    Output frame k shows the frame on screen at `start + k / fps`: the latest source frame
+    whose time is <= that instant, with a tolerance of a quarter source frame so that
+    millisecond-rounded timestamps (Matroska) do not slip a frame. No ties, no guessing.
+    """
     clip_times = times[plan.start:plan.end]
     count = max(1, int(round(plan.duration_s * fps + 1e-6)))
     targets = plan.start_s + np.arange(count) / fps
-    right = np.searchsorted(clip_times, targets, side="left").clip(0, clip_times.size - 1)
-    left = (right - 1).clip(0, clip_times.size - 1)
-    pick_left = np.abs(targets - clip_times[left]) <= np.abs(clip_times[right] - targets)
-    return plan.start + np.where(pick_left, left, right)
+    step = float(np.median(np.diff(clip_times))) if clip_times.size > 1 else 1.0 / fps
+    shown = np.searchsorted(clip_times, targets + 0.25 * step, side="right") - 1
+    return plan.start + shown.clip(0, clip_times.size - 1)
 
 
 @dataclass

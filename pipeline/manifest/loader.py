@@ -169,6 +169,8 @@ def issue_from_pydantic(error: dict[str, Any], data: Any) -> Issue:
         want = f"exactly {lo}" if lo == hi and lo is not None else f"at least {ctx.get('min_length')}" if kind == "too_short" else f"at most {ctx.get('max_length')}"
         return Issue(loc, f"has {ctx.get('actual_length', '?')} items", f"give {want} items")
     if kind == "string_pattern_mismatch":
+        if "randomize" in loc[:-1] and loc and loc[-1] == value:
+            return Issue(loc, f"{_short(value)} is not a field path", "write a dotted path inside the scene, e.g. environment.weather.fog or world.params.tree_density")
         hint = {"name": "lower-case letters, digits, underscores (no dots), e.g. city_day", "level": "an Unreal content path such as /Game/Maps/City"}
         return Issue(loc, f"{_short(value)} does not match {ctx.get('pattern')}", f"use {hint.get(field, 'a value matching that pattern')}")
     if kind == "string_too_long":
@@ -239,8 +241,16 @@ def parse_yaml(text: str, source: str) -> tuple[Any, SourceMap]:
     return data, SourceMap(root)
 
 
+def _is_file(text: str) -> bool:
+    try:
+        return len(text) < 4096 and Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _read_source(path_or_text: str | Path, source_name: str | None) -> tuple[str, str]:
-    if isinstance(path_or_text, Path) or ("\n" not in path_or_text and path_or_text.strip().endswith((".yaml", ".yml", ".json"))):
+    looks_like_path = isinstance(path_or_text, str) and "\n" not in path_or_text and (path_or_text.strip().endswith((".yaml", ".yml", ".json")) or _is_file(path_or_text))
+    if isinstance(path_or_text, Path) or looks_like_path:
         path = Path(path_or_text)
         if not path.is_file():
             raise UserError(f"{path}: no such manifest file; fix: check the path (examples live in manifests/examples/)")

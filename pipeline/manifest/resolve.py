@@ -95,7 +95,9 @@ def _randomize(manifest: Manifest, scene: Scene, seeds: dict[str, int]) -> tuple
 
 
 def _intrinsics(scene: Scene, width: int, height: int) -> dict[str, float]:
-    """Pinhole K in output pixels, OpenCV convention: pixel centres at integers, so the image centre is ((W-1)/2, (H-1)/2).
+    """Pinhole K in output pixels. (0, 0) is the top-left corner of the top-left pixel (pixel (i, j)
+    covers u in [i, i+1)), so a centred principal point is (W/2, H/2); the procedural renderer
+    and docs/architecture.md use the same origin.
 
     fx from a horizontal FOV spans the full image width: fx = (W / 2) / tan(fov / 2).
     """
@@ -106,8 +108,8 @@ def _intrinsics(scene: Scene, width: int, height: int) -> dict[str, float]:
     else:
         fx = float(given.fx)  # type: ignore[arg-type]
         fy = float(given.fy if given.fy is not None else given.fx)  # type: ignore[arg-type]
-    cx = float(given.cx) if given.cx is not None else (width - 1) / 2.0
-    cy = float(given.cy) if given.cy is not None else (height - 1) / 2.0
+    cx = float(given.cx) if given.cx is not None else width / 2.0
+    cy = float(given.cy) if given.cy is not None else height / 2.0
     return {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "width": width, "height": height}
 
 

@@ -200,8 +200,8 @@ class Intrinsics(StrictModel):
     fov_deg: float | None = Field(default=None, gt=1.0, lt=179.0, description="horizontal field of view")
     fx: float | None = Field(default=None, gt=0.0)
     fy: float | None = Field(default=None, gt=0.0)
-    cx: float | None = Field(default=None, description="principal point x in pixels; pixel centres are integers (OpenCV); default (W-1)/2")
-    cy: float | None = Field(default=None, description="principal point y in pixels; default (H-1)/2")
+    cx: float | None = Field(default=None, description="principal point x in pixels from the left edge of the image (pixel i covers [i, i+1)); default W/2")
+    cy: float | None = Field(default=None, description="principal point y in pixels from the top edge; default H/2")
 
 
 class StartPose(StrictModel):
@@ -366,7 +366,6 @@ def manifest_json_schema() -> dict[str, Any]:
     schema = Manifest.model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://worldloom.dev/schemas/manifest-v1.json",
         **schema,
         "title": "worldloom scene manifest, version 1",
     }

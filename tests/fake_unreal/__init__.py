@@ -15,9 +15,13 @@ What it simulates:
 - SceneCapture2D components that "render" into render targets: deterministic pixels computed
   from the capture's world transform, field of view and environment (`fake_rgb`, `fake_depth`),
   so a test can tell which pose produced which pixels;
-- a log of every capture (`FakeEditor.captures`) with the tick it happened in.
+- a log of every capture (`FakeEditor.captures`) with the tick it happened in;
+- Movie Render Queue as the bridge drives it: a Level Sequence with transform keys and a
+  camera cut, one job, a PIE executor whose render advances over later ticks (one PNG per
+  `movie_render_ticks_per_frame` ticks, pixels from the keyed transform) and then fires the
+  finished (and errored) delegates on the game thread.
 
-What it does not simulate: real rendering, lighting, physics, Movie Render Queue.
+What it does not simulate: real rendering, lighting, physics, PIE, sequencer interpolation.
 """
 from __future__ import annotations
 
@@ -363,7 +367,9 @@ class SceneCapture2D(Actor):
 
 
 class World(Object):
-    pass
+    def get_path_name(self) -> str:
+        level = _EDITOR.current_level or "/Temp/Untitled_1"
+        return f"{level}.{level.rsplit('/', 1)[-1]}"
 
 
 # ---------------------------------------------------------------------------------- subsystems and libraries
@@ -375,6 +381,7 @@ class LevelEditorSubsystem(Object):
         if asset_path not in editor.levels:
             return False  # the real editor logs an error and returns False
         time.sleep(editor.load_delay_s)  # loading blocks the game thread, as in the editor
+        editor.level_loads.append(asset_path)
         editor._load(asset_path)
         return True
 
@@ -417,6 +424,10 @@ class EditorAssetLibrary:
     @_static
     def does_asset_exist(cls, asset_path: str) -> bool:
         return asset_path in _EDITOR.levels or asset_path in _EDITOR.assets
+
+    @_static
+    def delete_asset(cls, asset_path_to_delete: str) -> bool:
+        return _EDITOR.assets.pop(asset_path_to_delete, None) is not None
 
 
 class SystemLibrary:
@@ -464,7 +475,251 @@ class MaterialLibrary:
         object.__getattribute__(collection, "_scalars")[str(parameter_name)] = float(parameter_value)
 
 
-_SUBSYSTEMS = (LevelEditorSubsystem, EditorActorSubsystem, UnrealEditorSubsystem)
+# ---------------------------------------------------------------------------------- sequencer and Movie Render Queue
+
+
+@dataclass
+class FrameRate:
+    numerator: int = 30
+    denominator: int = 1
+
+
+@dataclass
+class FrameNumber:
+    value: int = 0
+
+
+@dataclass
+class IntPoint:
+    x: int = 0
+    y: int = 0
+
+
+@dataclass
+class SoftObjectPath:
+    path: str = ""
+
+
+@dataclass
+class DirectoryPath:
+    path: str = ""
+
+
+@dataclass
+class MovieSceneObjectBindingID:
+    guid: int = 0
+
+
+class MovieSceneScriptingDoubleChannel(Object):
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "_keys", {})
+
+    def add_key(self, time: FrameNumber, new_value: float, sub_frame: float = 0.0, time_unit=None, interpolation=None):
+        self._keys[int(time.value)] = float(new_value)
+
+
+class MovieSceneSection(Object):
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "_range", None)
+
+    def set_range(self, start_frame: int, end_frame: int) -> None:
+        object.__setattr__(self, "_range", (int(start_frame), int(end_frame)))
+
+
+class MovieScene3DTransformSection(MovieSceneSection):
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "_channels", [MovieSceneScriptingDoubleChannel() for _ in range(9)])
+
+    def get_all_channels(self) -> list:
+        return list(self._channels)
+
+
+class MovieSceneCameraCutSection(MovieSceneSection):
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "_binding", None)
+
+    def set_camera_binding_id(self, camera_binding_id: MovieSceneObjectBindingID) -> None:
+        object.__setattr__(self, "_binding", camera_binding_id)
+
+
+class MovieSceneTrack(Object):
+    _section_class: type = MovieSceneSection
+
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "_sections", [])
+
+    def add_section(self):
+        section = self._section_class()
+        self._sections.append(section)
+        return section
+
+
+class MovieScene3DTransformTrack(MovieSceneTrack):
+    _section_class = MovieScene3DTransformSection
+
+
+class MovieSceneCameraCutTrack(MovieSceneTrack):
+    _section_class = MovieSceneCameraCutSection
+
+
+class SequencerBindingProxy(Object):
+    def __init__(self, actor: "Actor", guid: int) -> None:
+        super().__init__()
+        object.__setattr__(self, "_actor", actor)
+        object.__setattr__(self, "_guid", guid)
+        object.__setattr__(self, "_tracks", [])
+
+    def add_track(self, track_type: type):
+        track = track_type()
+        self._tracks.append(track)
+        return track
+
+
+class LevelSequence(Object):
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        for name, value in (("_path", path), ("_rate", None), ("_start", None), ("_end", None), ("_bindings", []), ("_tracks", [])):
+            object.__setattr__(self, name, value)
+
+    def get_path_name(self) -> str:
+        return f"{self._path}.{self._path.rsplit('/', 1)[-1]}"
+
+    def set_display_rate(self, display_rate: FrameRate) -> None:
+        object.__setattr__(self, "_rate", display_rate)
+
+    def set_playback_start(self, start_frame: int) -> None:
+        object.__setattr__(self, "_start", int(start_frame))
+
+    def set_playback_end(self, end_frame: int) -> None:
+        object.__setattr__(self, "_end", int(end_frame))
+
+    def add_possessable(self, object_to_possess: "Actor") -> SequencerBindingProxy:
+        binding = SequencerBindingProxy(object_to_possess, len(self._bindings) + 1)
+        self._bindings.append(binding)
+        return binding
+
+    def add_track(self, track_type: type):
+        track = track_type()
+        self._tracks.append(track)
+        return track
+
+    def get_binding_id(self, binding: SequencerBindingProxy) -> MovieSceneObjectBindingID:
+        return MovieSceneObjectBindingID(guid=binding._guid)
+
+
+class LevelSequenceFactoryNew(Object):
+    pass
+
+
+class AssetTools(Object):
+    def create_asset(self, asset_name: str, package_path: str, asset_class: type, factory: Object):
+        path = f"{package_path}/{asset_name}"
+        asset = asset_class(path)
+        _EDITOR.assets[path] = asset
+        return asset
+
+
+class AssetToolsHelpers:
+    @_static
+    def get_asset_tools(cls) -> AssetTools:
+        return AssetTools()
+
+
+class _Delegate(Object):
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "_callables", [])
+
+    def add_callable_unique(self, callable_: Callable) -> None:
+        if callable_ not in self._callables:
+            self._callables.append(callable_)
+
+
+class MoviePipelinePIEExecutor(Object):
+    def __init__(self) -> None:
+        super().__init__(on_executor_finished_delegate=None, on_executor_errored_delegate=None)
+        object.__setattr__(self, "on_executor_finished_delegate", _Delegate())
+        object.__setattr__(self, "on_executor_errored_delegate", _Delegate())
+
+
+class MoviePipelineSetting(Object):
+    _defaults: dict = {}
+
+    def __init__(self) -> None:
+        super().__init__(**self._defaults)
+
+
+class MoviePipelineOutputSetting(MoviePipelineSetting):
+    _defaults = {"output_directory": None, "file_name_format": "{sequence_name}.{frame_number}", "zero_pad_frame_numbers": 4,
+                 "output_resolution": IntPoint(1920, 1080)}
+
+
+class MoviePipelineAntiAliasingSetting(MoviePipelineSetting):
+    _defaults = {"temporal_sample_count": 1, "spatial_sample_count": 1, "engine_warm_up_count": 32}
+
+
+class MoviePipelineDeferredPassBase(MoviePipelineSetting):
+    pass
+
+
+class MoviePipelineImageSequenceOutput_PNG(MoviePipelineSetting):
+    pass
+
+
+class MoviePipelinePrimaryConfig(Object):
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "_settings", {})
+
+    def find_or_add_setting_by_class(self, setting_class: type):
+        return self._settings.setdefault(setting_class, setting_class())
+
+
+class MoviePipelineExecutorJob(Object):
+    def __init__(self) -> None:
+        super().__init__(sequence=None, map=None)
+        object.__setattr__(self, "_config", MoviePipelinePrimaryConfig())
+
+    def get_configuration(self) -> MoviePipelinePrimaryConfig:
+        return self._config
+
+
+class MoviePipelineQueue(Object):
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "_jobs", [])
+
+    def delete_all_jobs(self) -> None:
+        self._jobs.clear()
+
+    def allocate_new_job(self, job_type: type) -> MoviePipelineExecutorJob:
+        job = job_type()
+        self._jobs.append(job)
+        return job
+
+    def get_jobs(self) -> list:
+        return list(self._jobs)
+
+
+class MoviePipelineQueueSubsystem(Object):
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "_queue", MoviePipelineQueue())
+
+    def get_queue(self) -> MoviePipelineQueue:
+        return self._queue
+
+    def render_queue_with_executor_instance(self, executor: MoviePipelinePIEExecutor) -> None:
+        """Asynchronous, like the real one: frames are written over later ticks, then the delegate fires."""
+        _EDITOR._start_movie_render(list(self._queue._jobs), executor)
+
+
+_SUBSYSTEMS = (LevelEditorSubsystem, EditorActorSubsystem, UnrealEditorSubsystem, MoviePipelineQueueSubsystem)
 
 
 # ---------------------------------------------------------------------------------- the editor
@@ -521,6 +776,7 @@ class FakeEditor:
         self.module = self._build_module()
         self.world = World()
         self.current_level: str | None = None
+        self.level_loads: list[str] = []
         self.actors: list[Actor] = []
         self.captures: list[CaptureRecord] = []
         self.violations: list[str] = []
@@ -528,6 +784,10 @@ class FakeEditor:
         self.keep_python_script_alive = False
         self.callbacks: dict[int, Callable[[float], None]] = {}
         self.callback_errors: list[BaseException] = []
+        self.movie_render_ticks_per_frame = 2
+        self.movie_render_fails: str | None = None  # set to an error text to make the next MRQ render fail
+        self.movie_renders: list[dict] = []  # one entry per finished MRQ render (settings, frames, ticks)
+        self._movie_render: dict | None = None
         self._next_handle = 1
         self._scripts: queue.Queue[_ScriptCall] = queue.Queue()
         self._running = threading.Event()
@@ -609,6 +869,8 @@ class FakeEditor:
                 now = time.monotonic()
                 delta, last = now - last, now
                 self.tick_count += 1
+                if self._movie_render is not None:
+                    self._advance_movie_render()
                 for callback in list(self.callbacks.values()):
                     try:
                         callback(delta)
@@ -629,6 +891,52 @@ class FakeEditor:
             if isinstance(actor, ExponentialHeightFog):
                 state["fog"] = object.__getattribute__(actor, "_components")[0]._props["fog_density"]
         return state
+
+    def _start_movie_render(self, jobs: list, executor: "MoviePipelinePIEExecutor") -> None:
+        if self._movie_render is not None:
+            raise Exception("a Movie Render Queue render is already running")
+        job = jobs[0]
+        sequence = self.assets[job._props["sequence"].path.rsplit(".", 1)[0]]
+        config = job._config._settings
+        output = config[MoviePipelineOutputSetting]._props
+        binding = sequence._bindings[0]
+        channels = binding._tracks[0]._sections[0]._channels
+        cut = sequence._tracks[0]._sections[0]
+        self._movie_render = {
+            "executor": executor, "sequence": sequence, "output": output, "channels": channels, "camera": binding._actor,
+            "frames": list(range(sequence._start, sequence._end)), "next": 0, "started_tick": self.tick_count,
+            "settings": {cls.__name__: dict(setting._props) for cls, setting in config.items()},
+            "camera_cut_bound": cut._binding is not None and cut._binding.guid == binding._guid,
+        }
+
+    def _advance_movie_render(self) -> None:
+        """One tick of the fake MRQ render (runs on the game thread, like the real PIE executor)."""
+        from PIL import Image
+
+        render = self._movie_render
+        if (self.tick_count - render["started_tick"]) % self.movie_render_ticks_per_frame:
+            return
+        executor = render["executor"]
+        failure = self.movie_render_fails or (None if render["camera_cut_bound"] else "no camera cut bound to the camera")
+        if failure is None and render["next"] < len(render["frames"]):
+            index = render["frames"][render["next"]]
+            values = [channel._keys[index] for channel in render["channels"][:6]]
+            location, rotation = Vector(*values[:3]), Rotator(*values[3:])
+            cine = render["camera"]._components[0]._props
+            fov = math.degrees(2.0 * math.atan(cine["filmback"].sensor_width / (2.0 * cine["current_focal_length"])))
+            size = render["output"]["output_resolution"]
+            pixels = fake_rgb(location, rotation, round(fov, 6), self._environment_state(), size.x, size.y)
+            name = render["output"]["file_name_format"].replace("{frame_number}", f"{index:0{render['output']['zero_pad_frame_numbers']}d}")
+            Image.fromarray(pixels).save(f"{render['output']['output_directory'].path}/{name}.png")
+            render["next"] += 1
+            return
+        self._movie_render = None
+        if failure is not None:
+            for callback in executor.on_executor_errored_delegate._callables:
+                callback(executor, None, True, failure)
+        self.movie_renders.append({"settings": render["settings"], "frames": render["frames"], "ticks": self.tick_count - render["started_tick"]})
+        for callback in executor.on_executor_finished_delegate._callables:
+            callback(executor, failure is None)
 
     def _register(self, callback: Callable[[float], None]) -> int:
         handle = self._next_handle
@@ -656,6 +964,16 @@ class FakeEditor:
             "UnrealEditorSubsystem": UnrealEditorSubsystem, "EditorAssetLibrary": EditorAssetLibrary,
             "SystemLibrary": SystemLibrary, "EditorPythonScripting": EditorPythonScripting,
             "RenderingLibrary": RenderingLibrary, "MaterialLibrary": MaterialLibrary,
+            "FrameRate": FrameRate, "FrameNumber": FrameNumber, "IntPoint": IntPoint, "SoftObjectPath": SoftObjectPath,
+            "DirectoryPath": DirectoryPath, "MovieSceneObjectBindingID": MovieSceneObjectBindingID,
+            "LevelSequence": LevelSequence, "LevelSequenceFactoryNew": LevelSequenceFactoryNew,
+            "AssetToolsHelpers": AssetToolsHelpers, "MovieScene3DTransformTrack": MovieScene3DTransformTrack,
+            "MovieSceneCameraCutTrack": MovieSceneCameraCutTrack, "MoviePipelineQueueSubsystem": MoviePipelineQueueSubsystem,
+            "MoviePipelineExecutorJob": MoviePipelineExecutorJob, "MoviePipelinePIEExecutor": MoviePipelinePIEExecutor,
+            "MoviePipelineOutputSetting": MoviePipelineOutputSetting,
+            "MoviePipelineAntiAliasingSetting": MoviePipelineAntiAliasingSetting,
+            "MoviePipelineDeferredPassBase": MoviePipelineDeferredPassBase,
+            "MoviePipelineImageSequenceOutput_PNG": MoviePipelineImageSequenceOutput_PNG,
         }
         for name, value in names.items():
             setattr(module, name, value)

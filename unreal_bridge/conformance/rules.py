@@ -129,21 +129,20 @@ def invalid_manifest(ctx: CheckContext) -> str:
 
 
 def _check_resolution(ctx: CheckContext, response: pb.OpenSessionResponse, what: str) -> dict:
+    """The response describes the clip it returns (hash validity is the `resolved_hash` rule)."""
     try:
         clip = json.loads(response.resolved_clip_json)
     except json.JSONDecodeError as error:
         raise RuleFailed(f"{what}: resolved_clip_json is not JSON ({error.msg})")
-    expected = canonical_sha256(clip)
-    if response.resolved_sha256 != expected:
-        raise RuleFailed(f"{what}: resolved_sha256 {response.resolved_sha256[:16]}… is not the sha256 of the canonical "
-                         f"resolved clip ({expected[:16]}…): hash json.dumps(clip minus 'sha256', sort_keys=True, separators=(',', ':'))")
-    if clip.get("sha256") not in (None, "", expected):
-        raise RuleFailed(f"{what}: the clip's own sha256 field {clip['sha256'][:16]}… differs from its content hash {expected[:16]}…")
+    if not isinstance(clip, dict) or clip.get("schema") != "worldloom.resolved_clip/1":
+        raise RuleFailed(f"{what}: resolved_clip_json is not a worldloom.resolved_clip/1 object")
     output = clip.get("output", {})
     for field_name, value in (("frame_count", response.frame_count), ("width", response.width), ("height", response.height)):
         clip_value = output.get({"frame_count": "frames"}.get(field_name, field_name))
         if clip_value != value:
             raise RuleFailed(f"{what}: {field_name} is {value} but the resolved clip says {clip_value}")
+    if abs(response.fps - float(output.get("fps", 0))) > 1e-9:
+        raise RuleFailed(f"{what}: fps is {response.fps:g} but the resolved clip says {output.get('fps')}")
     if list(response.passes) != list(clip.get("passes", [])):
         raise RuleFailed(f"{what}: passes {list(response.passes)} differ from the resolved clip's {clip.get('passes')}")
     return clip
@@ -162,24 +161,35 @@ def dry_run(ctx: CheckContext) -> str:
             raise RuleFailed("after a dry run the server refused a real session (RESOURCE_EXHAUSTED): the dry run kept a session")
         raise
     ctx.close_session(real.session_id)
-    if real.resolved_sha256 != response.resolved_sha256:
-        raise RuleFailed(f"the same manifest resolved to {response.resolved_sha256[:12]}… (dry run) and {real.resolved_sha256[:12]}… (real)")
-    return f"no session kept; resolves to {response.resolved_sha256[:12]}… with {response.frame_count} frames"
+    if real.resolved_clip_json != response.resolved_clip_json:
+        raise RuleFailed("the same manifest resolved differently in a dry run and a real OpenSession")
+    return f"no session kept; same resolution as a real open ({response.frame_count} frames)"
 
 
 def session_open(ctx: CheckContext) -> str:
     ctx.require("server_info")
     response = ctx.open_session()
-    ctx.session = response
     if not response.session_id:
         raise RuleFailed("OpenSession returned an empty session_id")
+    ctx.session = response
     ctx.clip = _check_resolution(ctx, response, "OpenSession")
-    # The resolved clip sent back must reproduce itself (what generate stores beside the data).
+    return f"session {response.session_id[:8]}…, {response.frame_count} frames {response.width}x{response.height} @ {response.fps:g} fps"
+
+
+def resolved_hash(ctx: CheckContext) -> str:
+    ctx.require("session_open")
+    response, clip = ctx.session, ctx.clip
+    expected = canonical_sha256(clip)
+    if response.resolved_sha256 != expected:
+        raise RuleFailed(f"resolved_sha256 {response.resolved_sha256[:16]}… is not the sha256 of the canonical resolved clip "
+                         f"({expected[:16]}…): hash json.dumps(clip minus 'sha256', sort_keys=True, separators=(',', ':'))")
+    if clip.get("sha256") not in (None, "", expected):
+        raise RuleFailed(f"the clip's own sha256 field {clip['sha256'][:16]}… differs from its content hash {expected[:16]}…")
+    # The resolved clip sent back must reproduce itself (it is what generate stores beside the data).
     again = ctx.open_session(dry_run=True, resolved_clip_json=response.resolved_clip_json)
-    if again.resolved_sha256 != response.resolved_sha256:
-        raise RuleFailed(f"re-opening the returned resolved clip gave hash {again.resolved_sha256[:12]}…, not {response.resolved_sha256[:12]}…")
-    return (f"session {response.session_id[:8]}…, {response.frame_count} frames {response.width}x{response.height} "
-            f"@ {response.fps:g} fps, hash {response.resolved_sha256[:12]}…")
+    if again.resolved_sha256 != expected:
+        raise RuleFailed(f"re-opening the returned resolved clip gave hash {again.resolved_sha256[:12]}…, not {expected[:12]}…")
+    return f"resolved_sha256 {expected[:12]}… is the canonical hash and survives a round trip"
 
 
 def resolution_matches_client(ctx: CheckContext) -> str:
@@ -192,10 +202,11 @@ def resolution_matches_client(ctx: CheckContext) -> str:
         local = manifests.resolve_clip(loaded, scene, ctx.options.clip_index)
     except ImportError:
         raise RuleSkipped("this client has no manifest resolver (pipeline.manifest) to compare with")
-    local_hash = canonical_sha256(local)
-    if local_hash != ctx.session.resolved_sha256:
-        raise RuleFailed(f"the server resolved the manifest to {ctx.session.resolved_sha256[:12]}…, this client to "
-                         f"{local_hash[:12]}…; server and client run different worldloom resolvers")
+    local_hash, server_hash = canonical_sha256(local), canonical_sha256(ctx.clip)
+    if local_hash != server_hash:
+        differing = sorted(key for key in set(local) | set(ctx.clip) if key != "sha256" and local.get(key) != ctx.clip.get(key))
+        raise RuleFailed(f"the server resolved the manifest to {server_hash[:12]}…, this client to {local_hash[:12]}… "
+                         f"(differing fields: {', '.join(differing) or '-'}); server and client run different worldloom resolvers")
     return f"server and client both resolve to {local_hash[:12]}…"
 
 
@@ -209,8 +220,15 @@ def second_session_rejected(ctx: CheckContext) -> str:
             raise RuleFailed(f"a second OpenSession got {error.code().name} ({error.details()}); expected RESOURCE_EXHAUSTED")
         details = error.details()
     else:
+        # Leave the server as the next rules expect it: one open session of ours. (A server that
+        # let the second client in may have dropped the first session.)
+        for session_id in (other.session_id, ctx.session.session_id):
+            try:
+                ctx.close_session(session_id)
+            except grpc.RpcError:
+                pass
         try:
-            ctx.close_session(other.session_id)
+            ctx.session = ctx.open_session()
         except grpc.RpcError:
             pass
         raise RuleFailed("a second OpenSession was accepted while a session was open; one session at a time: answer RESOURCE_EXHAUSTED")
@@ -445,6 +463,7 @@ RULES: list[tuple[str, Rule]] = [
     ("invalid_manifest", invalid_manifest),
     ("dry_run", dry_run),
     ("session_open", session_open),
+    ("resolved_hash", resolved_hash),
     ("resolution_matches_client", resolution_matches_client),
     ("second_session_rejected", second_session_rejected),
     ("frame_sequence", frame_sequence),

@@ -76,13 +76,22 @@ class ProceduralBackend:
             sim.close()
             self._sim = None
             sim = self._require_sim()
-        while sim.next_frame < start:
-            sim.advance()
+        try:
+            while sim.next_frame < start:  # skipped frames are simulated, not rendered
+                sim.advance()
+        except BaseException:
+            self.close()
+            raise
         intrinsics = sim.K.copy()
         for _ in range(start, end):
-            frame = sim.advance()
-            pose = sim.camera_pose(frame)
-            rendered = sim.render(frame, pose, wanted)
+            try:
+                frame = sim.advance()
+                pose = sim.camera_pose(frame)
+                rendered = sim.render(frame, pose, wanted)
+            except BaseException:
+                # The simulation may be half-way through a frame: never continue from it.
+                self.close()
+                raise
             yield RenderedFrame(
                 index=frame,
                 sim_time=sim.sim_time(frame),

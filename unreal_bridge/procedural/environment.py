@@ -149,10 +149,17 @@ def sky_colors(env: Environment) -> SkyColors:
     )
 
 
-def shade_sky(rgb: np.ndarray, sky_mask: np.ndarray, ray_dirs: np.ndarray, env: Environment, sky: SkyColors) -> None:
-    """Fill sky pixels (in place) with a zenith-horizon gradient and a sun glow.
+CLOUD_ALTITUDE_M = 1500.0
+CLOUD_SCALE_M = 900.0  # size of one noise cell on the cloud layer
 
-    rgb: (H, W, 3) float32 0..1; ray_dirs: (H, W, 3) unit world directions.
+
+def shade_sky(rgb: np.ndarray, sky_mask: np.ndarray, ray_dirs: np.ndarray, env: Environment, sky: SkyColors,
+              noise=None) -> None:
+    """Fill sky pixels (in place) with a zenith-horizon gradient, a sun glow and clouds.
+
+    rgb: (H, W, 3) float32 0..1; ray_dirs: (H, W, 3) unit world directions. Clouds live on a
+    flat layer 1.5 km up (so they stay put in the world as the camera turns) and cover about
+    `cloudiness` of the sky; `noise` is a `textures.NoiseTable`.
     """
     if not sky_mask.any():
         return
@@ -161,6 +168,16 @@ def shade_sky(rgb: np.ndarray, sky_mask: np.ndarray, ray_dirs: np.ndarray, env: 
     colour = sky.horizon[None, :] * (1.0 - up) + sky.zenith[None, :] * up
     glow = np.clip(dirs @ env.sun_direction, 0.0, 1.0) ** 256
     colour = colour + glow[:, None] * sky.sun[None, :]
+    if noise is not None and env.cloudiness > 0.0:
+        elevation = np.maximum(dirs[:, 2], 0.02)
+        u = dirs[:, 0] / elevation * (CLOUD_ALTITUDE_M / CLOUD_SCALE_M)
+        v = dirs[:, 1] / elevation * (CLOUD_ALTITUDE_M / CLOUD_SCALE_M)
+        density = 0.65 * noise.sample(u, v) + 0.35 * noise.sample(u * 2.7 + 17.0, v * 2.7 + 5.0)
+        threshold = 1.0 - env.cloudiness
+        cover = np.clip((density - threshold + 0.15) / 0.3, 0.0, 1.0) * np.clip(dirs[:, 2] / 0.08, 0.0, 1.0)
+        cloud = (0.55 + 0.45 * (1.0 - env.cloudiness)) * max(env.daylight, 0.02) * np.ones(3)
+        cloud = cloud + 0.25 * sky.sun  # lit by the sun: warm at dusk
+        colour = colour * (1.0 - cover[:, None]) + cloud[None, :] * cover[:, None]
     rgb[sky_mask] = colour.astype(np.float32)
 
 

@@ -13,6 +13,7 @@ import pybullet as p
 from unreal_bridge.procedural import environment as envmod
 from unreal_bridge.procedural.camera import camera_rays, linear_depth, projection_matrix, view_matrix
 from unreal_bridge.procedural.ids import CLASS_CODES, GROUND_CLASSES, INSTANCES_PER_CLASS, SegmentationIds
+from unreal_bridge.procedural.textures import NoiseTable, building_windows
 
 ALL_PASSES = ("rgb", "depth", "segmentation")
 
@@ -34,24 +35,6 @@ class TerrainTint:
     z_max: float
 
 
-def _value_noise(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
-    """Smooth 2D value noise in [0, 1] at world coordinates (metres), from an integer hash."""
-    xi, yi = np.floor(x), np.floor(y)
-    fx, fy = x - xi, y - yi
-    xi, yi = xi.astype(np.int64), yi.astype(np.int64)
-
-    def corner(dx: int, dy: int) -> np.ndarray:
-        h = (xi + dx) * 374761393 + (yi + dy) * 668265263 + seed * 2246822519
-        h = (h ^ (h >> 13)) * 1274126177
-        h = h ^ (h >> 16)
-        return (h & 0xFFFF).astype(np.float32) / np.float32(65535.0)
-
-    sx, sy = fx * fx * (3 - 2 * fx), fy * fy * (3 - 2 * fy)
-    top = corner(0, 0) * (1 - sx) + corner(1, 0) * sx
-    bottom = corner(0, 1) * (1 - sx) + corner(1, 1) * sx
-    return (top * (1 - sy) + bottom * sy).astype(np.float32)
-
-
 class PassRenderer:
     """Renders one camera with fixed intrinsics and environment in one PyBullet client."""
 
@@ -65,6 +48,7 @@ class PassRenderer:
         texture_seed: int = 0,
         terrain_tint: TerrainTint | None = None,
         road_grid: tuple[float, float] | None = None,
+        building_tops: dict[int, float] | None = None,
         shadows: bool = True,
         extra_ambient: float | None = None,
     ) -> None:
@@ -72,7 +56,13 @@ class PassRenderer:
         self.camera = camera
         self.ids = ids
         self.environment = environment
-        self.texture_seed = int(texture_seed) & 0x7FFFFFFF
+        self.noise = NoiseTable(int(texture_seed))
+        # Roof height per building instance, indexed by segmentation id - building class base.
+        tops = building_tops or {}
+        base = CLASS_CODES["building"] * INSTANCES_PER_CLASS
+        self._building_tops = np.full(INSTANCES_PER_CLASS, np.inf, dtype=np.float32)
+        for segment_id, top in tops.items():
+            self._building_tops[segment_id - base] = top
         self.terrain_tint = terrain_tint
         self.road_grid = road_grid
         self.lighting = envmod.lighting_for(environment, shadows=shadows, extra_ambient=extra_ambient)
@@ -129,8 +119,8 @@ class PassRenderer:
         if ground.any():
             # World-space texture on the ground so that camera motion is visible in the pixels.
             points = position[None, :] + world_dirs[ground] * distance[ground][:, None]
-            fine = _value_noise(points[:, 0] * 1.7, points[:, 1] * 1.7, self.texture_seed)
-            coarse = _value_noise(points[:, 0] * 0.21, points[:, 1] * 0.21, self.texture_seed + 1)
+            fine = self.noise.sample(points[:, 0] * 1.7, points[:, 1] * 1.7)
+            coarse = self.noise.sample(points[:, 0] * 0.21 + 101.0, points[:, 1] * 0.21 + 37.0)
             shade = np.float32(0.78) + np.float32(0.14) * fine + np.float32(0.16) * coarse
             colours = rgb[ground] * shade[:, None]
             if self.terrain_tint is not None:
@@ -141,13 +131,31 @@ class PassRenderer:
                 colours = self._paint_lane_markings(colours, points, classes[ground])
             rgb[ground] = colours
 
+        buildings = classes == CLASS_CODES["building"]
+        if buildings.any():
+            self._shade_facades(rgb, buildings, segmentation, position, world_dirs, distance)
+
         sky_mask = segmentation == 0
-        envmod.shade_sky(rgb, sky_mask, world_dirs, env, sky)
+        envmod.shade_sky(rgb, sky_mask, world_dirs, env, sky, self.noise)
         envmod.apply_wetness(rgb, ground, env, sky)
         envmod.apply_fog(rgb, distance, env, sky)
         if rain_rng is not None:
             envmod.apply_rain(rgb, env, sky, rain_rng)
         return (np.clip(rgb, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
+
+    def _shade_facades(self, rgb, buildings, segmentation, position, world_dirs, distance) -> None:
+        """Glass windows on building facades: darker, bluish, a little sky reflection (in place)."""
+        points = position[None, :] + world_dirs[buildings] * distance[buildings][:, None]
+        instance = segmentation[buildings] - CLASS_CODES["building"] * INSTANCES_PER_CLASS
+        roof = points[:, 2] > self._building_tops[np.clip(instance, 0, INSTANCES_PER_CLASS - 1)] - 0.05
+        windows = building_windows(points, roof)
+        if windows.any():
+            colours = rgb[buildings]
+            glass = np.float32(0.3) * colours[windows] + np.float32(0.22) * self.sky.horizon.astype(np.float32) * np.array(
+                [0.8, 0.9, 1.0], dtype=np.float32
+            )
+            colours[windows] = glass
+            rgb[buildings] = colours
 
     def _paint_lane_markings(self, colours: np.ndarray, points: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Dashed white centre lines on a road grid (lines on multiples of `pitch`), none in crossings."""

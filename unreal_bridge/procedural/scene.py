@@ -30,6 +30,8 @@ class World:
     frame_events: list[Callable[[int], None]] = field(default_factory=list)
     # City road grid (centre-line pitch, road width) for painted lane markings; None elsewhere.
     road_grid: tuple[float, float] | None = None
+    # Roof height (world z) per building segmentation id, so facades get windows and roofs not.
+    building_tops: dict[int, float] = field(default_factory=dict)
     description: str = ""
 
 

@@ -153,6 +153,7 @@ class ClipSimulation:
             self.renderer = PassRenderer(
                 self.client, spec, self.world.ids, self.environment,
                 texture_seed=self.world_seed, terrain_tint=self.world.terrain_tint, road_grid=self.world.road_grid,
+                building_tops=self.world.building_tops,
                 shadows=shadows, extra_ambient=None if extra_ambient is None else float(extra_ambient),
             )
             self.next_frame = 0  # the frame whose action applies next

@@ -20,6 +20,12 @@ from unreal_bridge.procedural.renderer import TerrainTint
 from unreal_bridge.procedural.scene import SceneBuilder, World, cone_mesh, yaw_quaternion
 
 
+# Caps that keep a world renderable: TinyRenderer cost grows with every body in view.
+MAX_TREES = 4000
+MAX_ROCKS = 300
+WALKER_CORRIDOR_M = 3.0  # no tree trunk this close to a first-person path (canopies reach ~2.8 m)
+
+
 @dataclass(frozen=True)
 class WorldContext:
     """What a generator may know about the camera: where it walks and where the ground must be."""
@@ -96,6 +102,7 @@ def build_city(builder: SceneBuilder, params: dict, rng: np.random.Generator, ct
     builder.ground_plane([0.20, 0.20, 0.21, 1.0], "road", half_size=max(500.0, float(lines.max() + pitch) * 2))
 
     sidewalk = [0.62, 0.61, 0.58, 1.0]
+    building_tops: dict[int, float] = {}
     for bx in range(blocks):
         for by in range(blocks):
             cx = (lines[bx] + lines[bx + 1]) / 2.0
@@ -113,7 +120,8 @@ def build_city(builder: SceneBuilder, params: dict, rng: np.random.Generator, ct
                     x = cx - block / 2 + 2.0 + (lx + 0.5) * lot
                     y = cy - block / 2 + 2.0 + (ly + 0.5) * lot
                     colour = _jitter(rng, BUILDING_PALETTE[int(rng.integers(len(BUILDING_PALETTE)))], 0.08)
-                    builder.box([max(half_x, 1.0), max(half_y, 1.0), height / 2], [x, y, 0.15 + height / 2], colour, "building")
+                    uid = builder.box([max(half_x, 1.0), max(half_y, 1.0), height / 2], [x, y, 0.15 + height / 2], colour, "building")
+                    building_tops[builder.ids.body_to_id[uid]] = 0.15 + height
 
     # Parked cars along the curbs, never within 8 m of the start.
     start = ctx.path_xy[:1]
@@ -135,7 +143,7 @@ def build_city(builder: SceneBuilder, params: dict, rng: np.random.Generator, ct
         colour = _jitter(rng, CAR_PALETTE[int(rng.integers(len(CAR_PALETTE)))], 0.05)
         _parked_car(builder, x, y, yaw, colour)
         placed += 1
-    return World(ids=builder.ids, road_grid=(pitch, road), description=f"city {blocks}x{blocks}")
+    return World(ids=builder.ids, road_grid=(pitch, road), building_tops=building_tops, description=f"city {blocks}x{blocks}")
 
 
 # --------------------------------------------------------------------------- forest
@@ -174,7 +182,7 @@ def _tree(builder: SceneBuilder, rng: np.random.Generator, x: float, y: float, z
 def build_forest(builder: SceneBuilder, params: dict, rng: np.random.Generator, ctx: WorldContext) -> World:
     """Seeded trees (conifers: stacked cones; broadleaf: spheres) on gently rolling ground.
 
-    The walker's corridor (1.8 m either side of the path) and a clearing around the start stay
+    The walker's corridor (3 m either side of the path) and a clearing around the start stay
     free of trees, and the ground is flattened to the walker's level along the path.
     """
     area = float(params.get("area_m", 80.0))
@@ -187,9 +195,9 @@ def build_forest(builder: SceneBuilder, params: dict, rng: np.random.Generator, 
     ground = field.create_body(builder.client, [0.36, 0.33, 0.22, 1.0])
     builder.ids.assign(ground, "ground")
 
-    count = int(round(density * area * area))
+    count = min(int(round(density * area * area)), MAX_TREES)
     points = rng.uniform(-area / 2 + 1.0, area / 2 - 1.0, size=(count, 2))
-    keep = _min_distance(points, ctx.path_xy) > 1.8
+    keep = _min_distance(points, ctx.path_xy) > WALKER_CORRIDOR_M
     keep &= np.hypot(points[:, 0] - ctx.path_xy[0, 0], points[:, 1] - ctx.path_xy[0, 1]) > clearing
     for x, y in points[keep]:
         _tree(builder, rng, float(x), float(y), field.height_at(float(x), float(y)) - 0.1)
@@ -215,7 +223,7 @@ def build_terrain(builder: SceneBuilder, params: dict, rng: np.random.Generator,
     body = field.create_body(builder.client, [1.0, 1.0, 1.0, 1.0])
     builder.ids.assign(body, "terrain")
     tint = TerrainTint(z_min=float(field.heights.min()), z_max=float(field.heights.max()))
-    for _ in range(int(size * size / 400)):
+    for _ in range(min(int(size * size / 400), MAX_ROCKS)):
         x, y = rng.uniform(-size / 2 + 2, size / 2 - 2, size=2)
         if _min_distance(np.array([[x, y]]), ctx.path_xy)[0] < 3.0:
             continue

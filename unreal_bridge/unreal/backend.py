@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
+import tempfile
 import threading
+import uuid
 from dataclasses import dataclass
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Iterator, Literal
 
 import numpy as np
 
@@ -49,6 +53,11 @@ class UnrealBackendConfig:
     stall_s: float = 600.0
     # Frames the game thread may run ahead of the network before it waits (never blocks).
     max_pending_frames: int = 4
+    # "scene_capture": SceneCapture2D render targets, one capture per tick (fast path).
+    # "movie_render_queue": RGB through MRQ as one shot (cinematic path); depth still from captures.
+    capture: Literal["scene_capture", "movie_render_queue"] = "scene_capture"
+    cinematic_timeout_s: float = 3600.0
+    cinematic_dir: Path | None = None  # where MRQ writes PNGs (default: the system temp folder)
 
 
 class UnrealBackend:
@@ -66,6 +75,8 @@ class UnrealBackend:
         self.engine_version = f"UE {unreal.SystemLibrary.get_engine_version()}"
         self._scene = UnrealScene(unreal)
         self._plan: ClipPlan | None = None
+        if self.config.capture == "movie_render_queue":
+            self.capabilities = (*type(self).capabilities, "movie_render_queue")
 
     # -- RenderBackend (called on gRPC threads: no unreal.* here) ------------------------
 
@@ -92,6 +103,12 @@ class UnrealBackend:
         if plan is None:
             raise RuntimeError("frames() before open(): no level is loaded")
         wanted = tuple(passes) if passes else plan.passes
+        if self.config.capture == "movie_render_queue" and "rgb" in wanted:
+            yield from self._cinematic_frames(plan, start, end, wanted)
+            return
+        yield from self._captured_frames(plan, start, end, wanted)
+
+    def _captured_frames(self, plan: ClipPlan, start: int, end: int, wanted: tuple[str, ...]) -> Iterator[RenderedFrame]:
         out: queue.Queue = queue.Queue()
         cancel = threading.Event()
         future = self.executor.submit(lambda: self._render_task(plan, start, end, wanted, out, cancel))
@@ -103,6 +120,42 @@ class UnrealBackend:
                 yield item
         finally:
             cancel.set()  # a cancelled stream stops the task at its next tick
+
+    def _cinematic_frames(self, plan: ClipPlan, start: int, end: int, wanted: tuple[str, ...]) -> Iterator[RenderedFrame]:
+        """RGB from one Movie Render Queue shot, depth (if wanted) from captures at the same poses."""
+        from PIL import Image
+
+        from unreal_bridge.unreal.mrq import MovieRenderQueueShot
+
+        root = Path(self.config.cinematic_dir or tempfile.gettempdir())
+        shot_dir = root / f"worldloom_mrq_{plan.key or 'clip'}_{start}_{end}_{uuid.uuid4().hex[:8]}"
+        shot = MovieRenderQueueShot(self.unreal, plan, self._scene.camera, shot_dir)
+        depth_frames = None
+        try:
+            files = self.executor.wait(
+                self.executor.submit(lambda: shot.task(start, end)),
+                timeout_s=self.config.cinematic_timeout_s,
+                stall_s=self.config.stall_s,
+                what=f"Movie Render Queue shot of frames [{start}, {end})",
+            )
+            depth_frames = self._captured_frames(plan, start, end, ("depth",)) if "depth" in wanted else None
+            for index, path in zip(range(start, end), files):
+                with Image.open(path) as image:
+                    rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+                if rgb.shape != (plan.height, plan.width, 3):
+                    raise RuntimeError(f"Movie Render Queue wrote {path.name} at {rgb.shape[1]}x{rgb.shape[0]}, not {plan.width}x{plan.height}")
+                if depth_frames is not None:
+                    frame = next(depth_frames)
+                    frame.passes["rgb"] = rgb
+                else:  # MRQ renders in PIE ticks we do not see: the keyed pose is the pose
+                    frame = RenderedFrame(index=index, sim_time=index * plan.step_s, camera_to_world=plan.poses[index].copy(),
+                                          intrinsics=plan.intrinsics.copy(), action=np.asarray(plan.actions[index], dtype=np.float32),
+                                          passes={"rgb": rgb})
+                yield frame
+        finally:
+            if depth_frames is not None:
+                depth_frames.close()  # stops the capture task on the game thread
+            shutil.rmtree(shot_dir, ignore_errors=True)
 
     def close(self) -> None:
         self._plan = None

@@ -41,6 +41,8 @@ class ClipPlan:
     frames: int
     step_s: float  # simulated seconds per frame (1 / fps)
     warmup_frames: int
+    temporal_samples: int  # Movie Render Queue anti-aliasing (cinematic path only)
+    spatial_samples: int
     passes: tuple[str, ...]
     intrinsics: np.ndarray  # (3, 3)
     far_m: float
@@ -134,6 +136,8 @@ def plan_clip(clip: dict) -> ClipPlan:
         frames=frames,
         step_s=step,
         warmup_frames=int(simulation.get("warmup_frames", 0) or 0),
+        temporal_samples=int(output.get("temporal_samples", 1) or 1),
+        spatial_samples=int(output.get("spatial_samples", 1) or 1),
         passes=passes,
         intrinsics=np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]),
         far_m=float((clip.get("camera") or {}).get("far_m", 500.0)),

@@ -60,11 +60,19 @@ class UnrealScene:
                 f"manifest field 'world.level' is {plan.level!r}, which this Unreal project does not contain; "
                 "use the level's asset path as shown in the Content Browser, e.g. /Game/Maps/CityPark"
             )
-        if not unreal.get_editor_subsystem(unreal.LevelEditorSubsystem).load_level(plan.level):
-            raise LevelNotFound(f"manifest field 'world.level': the editor could not load {plan.level!r}; open it once in the editor to see why")
+        # Clips of one level follow each other; reloading costs seconds to minutes and would
+        # discard nothing we need (the bridge sets the environment and rig on every open).
+        if self.current_level() != plan.level:
+            if not unreal.get_editor_subsystem(unreal.LevelEditorSubsystem).load_level(plan.level):
+                raise LevelNotFound(f"manifest field 'world.level': the editor could not load {plan.level!r}; open it once in the editor to see why")
         self.plan = plan
         self.missing_environment = apply_environment(unreal, plan.environment)
         self._spawn_rig(plan)
+
+    def current_level(self) -> str:
+        """Asset path of the editor world's level ("/Game/Maps/X" from "/Game/Maps/X.X")."""
+        world = self.unreal.get_editor_subsystem(self.unreal.UnrealEditorSubsystem).get_editor_world()
+        return str(world.get_path_name()).split(".", 1)[0] if world is not None else ""
 
     def _spawn_rig(self, plan: ClipPlan) -> None:
         unreal = self.unreal

@@ -15,6 +15,7 @@ Settings, command-line flags first, then environment variables:
 | `--port`         | `WORLDLOOM_UNREAL_PORT`   | 50051       |
 | `--auth-token`   | `WORLDLOOM_AUTH_TOKEN`    | none (loopback only) |
 | `--heartbeat-ms` | `WORLDLOOM_HEARTBEAT_MS`  | 500         |
+| `--capture`      | `WORLDLOOM_UNREAL_CAPTURE`| scene_capture (or movie_render_queue) |
 
 The script returns immediately (the editor must keep ticking); the gRPC server lives on its own
 threads and `set_keep_python_script_alive(True)` keeps the Python state, and the tick callback
@@ -50,6 +51,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(env.get("WORLDLOOM_UNREAL_PORT", "50051")))
     parser.add_argument("--auth-token", default=env.get("WORLDLOOM_AUTH_TOKEN") or None)
     parser.add_argument("--heartbeat-ms", type=int, default=int(env.get("WORLDLOOM_HEARTBEAT_MS", "500")))
+    parser.add_argument("--capture", choices=("scene_capture", "movie_render_queue"),
+                        default=env.get("WORLDLOOM_UNREAL_CAPTURE", "scene_capture"),
+                        help="scene_capture (fast, per tick) or movie_render_queue (cinematic RGB)")
     # The editor passes unrelated engine arguments through sys.argv on some platforms: ignore them.
     args, _unknown = parser.parse_known_args(argv)
     return args
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None, *, unreal_module: Any = None) -> BridgeH
 
     unreal = unreal_module
     from unreal_bridge.server import RenderServer, ServerConfig
-    from unreal_bridge.unreal.backend import UnrealBackend
+    from unreal_bridge.unreal.backend import UnrealBackend, UnrealBackendConfig
     from unreal_bridge.unreal.game_thread import GameThreadExecutor
 
     args = _parse(argv)
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None, *, unreal_module: Any = None) -> BridgeH
         server = RenderServer(ServerConfig(host=args.host, port=args.port, auth_token=args.auth_token,
                                            heartbeat_interval_ms=args.heartbeat_ms))
         server.start()  # health NOT_SERVING until the backend is attached
-        backend = UnrealBackend(unreal, executor)
+        backend = UnrealBackend(unreal, executor, UnrealBackendConfig(capture=args.capture))
         server.attach_backend(backend)
     except Exception as error:
         executor.uninstall()

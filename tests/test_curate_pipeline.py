@@ -1,0 +1,130 @@
+"""`worldloom curate` end to end on Ray: real footage, bitrate copies, bad inputs, resume."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from curate_synthetic import REAL_FOOTAGE as REAL  # noqa: E402
+from curate_synthetic import curated_real, small_config  # noqa: E402
+
+from pipeline.curate import staging
+from pipeline.curate.run import _process_pending, run_curate
+from pipeline.encode import decode_mp4
+from pipeline.shards import iter_samples, read_dataset_json, read_index, verify_dataset
+
+CONFIG = small_config()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, realfootage, ray_session):
+    return curated_real(tmp_path_factory, realfootage)
+
+
+@pytest.fixture(scope="module")
+def dataset(built):
+    return built[0], built[1]
+
+
+@pytest.fixture(scope="module")
+def inputs(built):
+    return built[2]
+
+
+@pytest.mark.timeout(300)
+def test_dataset_is_complete_and_index_matches_shards(dataset):
+    out, summary = dataset
+    report = verify_dataset(out)
+    assert report.ok, report.problems
+    document = read_dataset_json(out / "dataset.json")
+    assert document["status"] == "complete" and document["created_by"] == "worldloom curate"
+    assert summary.inputs == 9 and summary.processed_now == 9 and summary.kept == report.samples > 0
+    assert not (out / "work").exists()
+    index = read_index(out / "index.parquet")
+    uris = {json.loads(p)["uri"] for p in index["params_json"]}
+    for name in REAL:                                          # every readable file yields clips
+        assert any(u.endswith(name) for u in uris), name
+    assert set(index["source"]) == {"real"} and set(index["domain"]) == {"real"}
+
+
+def test_bad_inputs_land_in_rejects_with_reasons(dataset):
+    out, summary = dataset
+    rejects = pq.read_table(out / "rejects.parquet").to_pandas()
+    by_name = {Path(u).name: r for u, r in zip(rejects["uri"], rejects["reason"])}
+    assert by_name == {"empty.mp4": "empty_file", "notes.mp4": "not_media"}
+    assert all(rejects["detail"].str.len() > 0)
+    assert summary.inputs_rejected == {"empty_file": 1, "not_media": 1}
+
+
+def test_bitrate_copy_is_removed_as_duplicate_and_nothing_else_is(dataset):
+    out, _ = dataset
+    index = read_index(out / "index.parquet")
+    params = [json.loads(p) for p in index["params_json"]]
+    copies = index[[Path(p["uri"]).name.startswith("copy_") for p in params]]
+    assert len(copies) == 4                                   # two shots in each copy
+    duplicates = index[index["reason"].str.contains("duplicate")]
+    assert len(duplicates) == 2 and set(duplicates["key"]) <= set(copies["key"])
+    kept_keys = set(index.loc[index["status"] == "kept", "key"])
+    for _, row in duplicates.iterrows():
+        original = json.loads(row["params_json"])["duplicate_of"]
+        assert original in kept_keys and original in set(copies["key"])
+        assert row["duplicate_similarity"] >= 0.999
+    different = index[~index["key"].isin(copies["key"])]
+    assert (different["status"] == "kept").all(), different[["key", "reason", "duplicate_similarity"]]
+
+
+def test_samples_follow_the_shard_schema_for_real_footage(dataset):
+    out, _ = dataset
+    index = read_index(out / "index.parquet").set_index("key")
+    seen = 0
+    for sample in iter_samples(out):
+        meta = sample["json"]
+        assert set(sample) == {"__key__", "__shard__", "mp4", "json", "clip.npy"}
+        assert meta["source"] == "real" and meta["has_poses"] is False and meta["has_actions"] is False
+        assert "poses.npy" in meta["absent"] and "actions.npy" in meta["absent"]
+        frames = decode_mp4(sample["mp4"])
+        assert frames.shape == (meta["frames"], meta["height"], meta["width"], 3) and meta["height"] == 64
+        row = index.loc[sample["__key__"]]
+        np.testing.assert_allclose(sample["clip.npy"], np.asarray(row["embedding"], np.float32))
+        assert sample["__shard__"] == row["shard"] and meta["caption_source"] == "placeholder"
+        if meta["origin"]["uri"].endswith("issue-134-rotate.mp4"):
+            assert meta["width"] < meta["height"]              # display orientation (portrait)
+        seen += 1
+    assert seen == (index["status"] == "kept").sum()
+
+
+@pytest.mark.timeout(300)
+def test_resume_processes_each_input_once_and_gives_the_same_bytes(dataset, inputs, tmp_path, realfootage):
+    out, _ = dataset
+    chosen = [str(inputs / "copy_hq.mp4"), str(inputs / "copy_lq.mp4"), str(realfootage / "counter.mp4")]
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    staging.check_config(resumed, CONFIG.model_dump_json())
+    assert _process_pending(chosen[:2], resumed, CONFIG, show_progress=False, num_cpus=None) == {}  # "interrupted" here
+    summary = run_curate(chosen, resumed, CONFIG, show_progress=False)
+    assert summary.processed_now == 1
+    assert verify_dataset(resumed).ok
+    original = {s["__key__"]: s["mp4"] for s in iter_samples(out, decode=False)}
+    again = {s["__key__"]: s["mp4"] for s in iter_samples(resumed, decode=False)}
+    assert again and all(original[key] == data for key, data in again.items())
+    assert run_curate(chosen, resumed, CONFIG, show_progress=False).processed_now == 0   # complete: nothing to redo
+
+
+def test_user_mistakes_are_one_line_and_exit_2(tmp_path, capsys):
+    from pipeline.cli import main
+
+    bad = tmp_path / "curate.yaml"
+    bad.write_text("plan:\n  min_clip_s: -1\n")
+    for argv in (["curate", str(tmp_path), "--out", str(tmp_path / "o"), "--config", str(bad)],
+                 ["curate", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o")],
+                 ["curate", str(tmp_path), "--out", str(tmp_path / "o"), "--domain", "Real Footage"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("error:") and "\n" not in error and "Traceback" not in error

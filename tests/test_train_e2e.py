@@ -1,0 +1,229 @@
+"""End to end on CPU with real parts: `worldloom generate` output -> Ray Train (2 workers, DDP, gloo)
+-> checkpoints -> MLflow (SQLite, then a real `mlflow server`) -> --resume -> world stage -> sample.
+
+One module so the generated dataset and the trained VAE are shared (Ray Train worker groups take
+seconds to start on 2 cores). Sizes are tiny: 5-frame 32x32 windows, a dozen steps.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = {"frames": 5, "fps": 8, "resolution": [32, 32], "shuffle_buffer": 4}
+
+
+def vae_config(storage: Path, name: str, steps: int, every: int, **extra) -> dict:
+    return {"stage": "vae", "model": "tiny", "steps": steps, "batch_size": 2, "seed": 0, "ema_decay": 0.9,
+            "name": name, "storage_path": str(storage), "data": dict(SMALL),
+            "optim": {"lr": 3e-3, "warmup_steps": 2, "weight_decay": 0.0},
+            "checkpoint": {"every": every, "keep": 2},
+            "mlflow": {"experiment": "test-train", "log_every": 1, "log_system_metrics": True},
+            "scaling": {"num_workers": 2, "max_failures": 2}, **extra}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory, ray_session) -> Path:
+    """The quickstart manifest rendered by the real generate pipeline (4 clips, 16 frames, 160x90, 8 fps)."""
+    from pipeline.generate.config import GenerateConfig
+    from pipeline.generate.run import run_generate
+
+    out = tmp_path_factory.mktemp("quickstart")
+    config = GenerateConfig.model_validate({"out": str(out), "workers": 1, "progress": False,
+                                            "mlflow": {"enabled": False}, "clip": {"enabled": False}})
+    run_generate([REPO / "manifests" / "examples" / "quickstart.yaml"], config)
+    assert list((out / "shards").glob("shard-*.tar"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def vae_run(dataset: Path, storage: Path):
+    from training import api
+    from training.config import parse_config
+
+    return api.train(parse_config(vae_config(storage, "vae", steps=12, every=6)), [str(dataset)])
+
+
+def client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def events(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "workers" / "events.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.timeout(300)
+def test_vae_trains_with_two_workers_and_logs_to_mlflow(vae_run, storage: Path, dataset: Path) -> None:
+    assert vae_run.step == 12
+    run_folder = storage / "vae"
+    assert sorted(p.name for p in run_folder.glob("checkpoint_*")) == ["checkpoint_00000006", "checkpoint_00000012"]
+    checkpoint = Path(vae_run.checkpoint)
+    for name in ("model.pt", "ema.pt", "optimizer.pt", "scheduler.pt", "state.json", "rng_rank0.pt", "rng_rank1.pt"):
+        assert (checkpoint / name).is_file(), name
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["step"] == 12 and state["data_position"]["batches"] == 12 and state["world_size"] == 2
+    assert {e["rank"] for e in events(vae_run.run_dir) if e["event"] == "start"} == {0, 1}
+
+    mlflow = client(vae_run.tracking_uri)
+    assert vae_run.tracking_uri == f"sqlite:///{run_folder / 'mlflow.db'}"  # default store: in the run folder
+    run = mlflow.get_run(vae_run.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["stage"] == "vae" and run.data.params["scaling.num_workers"] == "2"
+    assert run.data.params["data.sources.0.path"] == str(dataset)
+    for metric in ("loss", "lr", "grad_norm", "tokens_per_s", "samples_per_s", "data_wait_fraction"):
+        assert metric in run.data.metrics, metric
+    losses = [m.value for m in sorted(mlflow.get_metric_history(run.info.run_id, "loss"), key=lambda m: m.step)]
+    assert len(losses) == 12
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses  # it learns
+    artifacts = {a.path for folder in ("samples", "checkpoint", "data", "config")
+                 for a in mlflow.list_artifacts(run.info.run_id, folder)}
+    assert "samples/rollout_step00000012.mp4" in artifacts and "samples/rollout_step00000012.gif" in artifacts
+    assert {"checkpoint/model.pt", "checkpoint/state.json", "data/provenance.json"} <= artifacts
+    provenance = mlflow.download_artifacts(run.info.run_id, "data/provenance.json")
+    source = json.loads(Path(provenance).read_text())["sources"][0]
+    assert source["shards"] and len(source["index_sha256"]) == 64 and source["index"].endswith("index.parquet")
+    assert run.inputs.dataset_inputs  # MLflow dataset lineage
+
+
+@pytest.mark.timeout(300)
+def test_resume_continues_from_the_saved_step(vae_run, storage: Path, dataset: Path) -> None:
+    from training import api
+    from training.config import parse_config
+
+    with pytest.raises(UserError, match="--resume"):  # never resume by accident
+        api.train(parse_config(vae_config(storage, "vae", steps=16, every=6)), [str(dataset)])
+    resumed = api.train(parse_config(vae_config(storage, "vae", steps=16, every=6)), [str(dataset)], resume=True)
+    assert resumed.step == 16 and resumed.mlflow_run_id == vae_run.mlflow_run_id
+    starts = [e for e in events(resumed.run_dir) if e["event"] == "start"]
+    assert starts[-1]["restored"] and starts[-1]["start_step"] == 12
+    state = json.loads((Path(resumed.checkpoint) / "state.json").read_text())
+    assert state["data_position"]["batches"] == 16
+    history = client(resumed.tracking_uri).get_metric_history(resumed.mlflow_run_id, "loss")
+    assert sorted(m.step for m in history) == list(range(1, 17))  # one MLflow run, steps continue
+
+
+@pytest.mark.timeout(300)
+def test_world_stage_then_sample_an_mp4(vae_run, storage: Path, dataset: Path, tmp_path: Path) -> None:
+    import decord
+
+    from training import api
+    from training.config import parse_config
+
+    config = vae_config(storage, "world", steps=4, every=4, vae_checkpoint=str(vae_run.checkpoint))
+    config.update(stage="world", mlflow={"experiment": "test-train", "sample_frames": 5, "log_system_metrics": False})
+    world = api.train(parse_config(config), [str(dataset)])
+    assert world.step == 4 and (Path(world.checkpoint) / "vae.pt").is_file()
+    artifacts = [a.path for a in client(world.tracking_uri).list_artifacts(world.mlflow_run_id, "samples")]
+    assert "samples/rollout_step00000004.mp4" in artifacts
+
+    out = api.sample(world.checkpoint, "first-person walk through city streets", seconds=9 / 8,
+                     actions="w-4,lw-5", out=tmp_path / "rollout.mp4", steps=2)
+    reader = decord.VideoReader(str(out))
+    assert len(reader) == 9 and reader[0].shape == (32, 32, 3)  # 1.125 s at 8 fps
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` on loopback with a SQLite backend and a local artifact store."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "artifacts"),
+         "--workers", "1"],
+        stdout=open(folder / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    import urllib.request
+
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    yield uri
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=20)
+
+
+@pytest.mark.timeout(400)
+def test_killed_worker_restores_from_checkpoint_and_logs_to_mlflow_server(dataset: Path, storage: Path,
+                                                                          mlflow_server: str) -> None:
+    """SIGKILL one training worker mid-run: Ray Train restarts the group from the last checkpoint,
+    the run finishes with the right step count, and everything lands on the real MLflow server."""
+    from training import api
+    from training.config import parse_config
+
+    steps, every = 40, 5
+    config = vae_config(storage, "faulty", steps=steps, every=every)
+    config["mlflow"].update(tracking_uri=mlflow_server, log_system_metrics=False)
+    run_dir = storage / "faulty"
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = api.train(parse_config(config), [str(dataset)])
+        except BaseException as error:  # surfaced by the assertions below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    heartbeat = run_dir / "workers" / "rank1.json"
+    killed = None
+    deadline = time.time() + 240
+    while killed is None and thread.is_alive() and time.time() < deadline:
+        try:
+            beat = json.loads(heartbeat.read_text())
+        except (OSError, ValueError):
+            beat = {"step": -1}
+        if beat["step"] >= every + 2:  # past the first checkpoint, before the end
+            os.kill(beat["pid"], signal.SIGKILL)
+            killed = beat
+        time.sleep(0.1)
+    thread.join(timeout=300)
+    assert killed is not None, "never saw worker 1 get past the first checkpoint"
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["result"]
+    assert result.step == steps
+
+    starts = [e for e in events(run_dir) if e["event"] == "start" and e["rank"] == 1]
+    assert len(starts) == 2 and starts[0]["pid"] == killed["pid"] != starts[1]["pid"]
+    assert starts[1]["restored"] and starts[1]["start_step"] % every == 0
+    assert every <= starts[1]["start_step"] <= killed["step"]
+
+    mlflow = client(mlflow_server)
+    run = mlflow.get_run(result.mlflow_run_id)
+    assert run.info.status == "FINISHED" and result.tracking_uri == mlflow_server
+    assert run.data.params["stage"] == "vae"
+    history = mlflow.get_metric_history(run.info.run_id, "loss")
+    assert max(m.step for m in history) == steps
+    assert {m.step for m in history} == set(range(1, steps + 1))
+    assert "samples/rollout_step00000040.mp4" in {a.path for a in mlflow.list_artifacts(run.info.run_id, "samples")}
