@@ -59,7 +59,7 @@ def test_cli_check_exits_zero_and_writes_a_report(procedural_server, tmp_path):
 def test_cli_check_of_an_unreachable_server_names_the_rule():
     from pipeline.cli import cli
 
-    result = CliRunner().invoke(cli, ["render-server", "check", "127.0.0.1:1", "--rule", "server_info"])
+    result = CliRunner().invoke(cli, ["render-server", "check", "127.0.0.1:1", "--rule", "server_info", "--connect-timeout", "1"])
     assert result.exit_code == 1
     assert "server_info" in result.output and "could not connect" in result.output
 
@@ -191,3 +191,31 @@ def test_builtin_manifest_is_tiny():
 
     manifest = load_manifest(BUILTIN_MANIFEST)
     assert manifest.output.frames <= 8 and manifest.output.width * manifest.output.height <= 64 * 64
+
+
+@pytest.mark.timeout(60)
+def test_check_over_tls_with_an_auth_token(tmp_path):
+    """A server bound with TLS and a token: the check needs --tls-ca and --auth-token, and says so."""
+    import subprocess
+
+    from pipeline.cli import cli
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    config = ServerConfig(port=0, auth_token="s3cret", tls_cert=cert, tls_key=key)
+    server = RenderServer(config)
+    server.start()
+    server.attach_backend(ProceduralBackend())
+    try:
+        runner = CliRunner()
+        ok = runner.invoke(cli, ["render-server", "check", server.address, "--tls-ca", str(cert), "--auth-token", "s3cret",
+                                 "--rule", "server_info", "--rule", "session_open", "--rule", "frame_sequence"])
+        assert ok.exit_code == 0, ok.output
+        no_token = runner.invoke(cli, ["render-server", "check", server.address, "--tls-ca", str(cert), "--rule", "server_info"])
+        assert no_token.exit_code == 1 and "UNAUTHENTICATED" in no_token.output
+    finally:
+        server.stop(grace=0.5)

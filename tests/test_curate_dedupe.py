@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from curate_synthetic import segment_frames, small_config  # noqa: E402
+from test_curate_helpers import segment_frames, small_config  # noqa: E402
 
 from pipeline.curate.config import RANDOM_INIT_DEDUPE_THRESHOLD, DedupeConfig
 from pipeline.curate.dedupe import DedupeItem, dedupe

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from curate_synthetic import REAL_FOOTAGE as REAL  # noqa: E402
-from curate_synthetic import curated_real, small_config  # noqa: E402
+from test_curate_helpers import REAL_FOOTAGE as REAL  # noqa: E402
+from test_curate_helpers import curated_real, small_config  # noqa: E402
 
 from pipeline.curate import staging
 from pipeline.curate.run import _process_pending, run_curate

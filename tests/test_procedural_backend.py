@@ -214,24 +214,38 @@ def test_holding_w_moves_first_person_camera_along_its_own_z():
     assert set(frames[0].passes) == {"depth"}  # only the requested pass comes back
 
 
-def _vehicle_clip(actions: str, frames: int = 24) -> dict:
+def _vehicle_clip(actions: str, frames: int = 24, model: str = "sedan") -> dict:
     world = {"generator": "city", "params": {"blocks": 2, "block_size_m": 30, "parked_vehicles": 0}}
-    return make_clip(world, frames=frames, camera={"rig": "vehicle", "start": {"position": [0, -10, 0], "yaw_deg": 0}},
-                     motion={"policy": "scripted", "actions": actions, "speed_mps": 6.0}, passes=("rgb",))
+    camera = {"rig": "vehicle", "vehicle_model": model, "start": {"position": [0, -10, 0], "yaw_deg": 0}, "height": 1.4}
+    return make_clip(world, frames=frames, camera=camera, motion={"policy": "scripted", "actions": actions, "speed_mps": 6.0})
 
 
-def test_vehicle_driven_forward_moves_and_idle_stays():
-    driven = render(_vehicle_clip("w-24"))
-    idle = render(_vehicle_clip("n-24"))
-    travel = driven[-1].camera_to_world[:3, 3] - driven[0].camera_to_world[:3, 3]
-    assert travel[1] > 2.0  # compass yaw 0 faces +Y
-    assert abs(travel[0]) < 0.5 * travel[1]
-    assert np.linalg.norm(idle[-1].camera_to_world[:3, 3] - idle[0].camera_to_world[:3, 3]) < 0.05
-    # The camera looks where the car goes and stays upright (OpenCV y points down).
-    assert driven[-1].camera_to_world[1, 2] > 0.9 and driven[-1].camera_to_world[2, 1] < -0.9
-    # Steering right turns the heading clockwise (towards +X).
-    steered = render(_vehicle_clip("w-6,dw-18"))
-    assert steered[-1].camera_to_world[0, 2] > 0.2
+def _positions(frames: list[RenderedFrame]) -> np.ndarray:
+    return np.stack([f.camera_to_world[:3, 3] for f in frames])
+
+
+def test_vehicle_driven_forward_moves_straight_and_idle_stays():
+    driven = render(_vehicle_clip("w-24"), passes=("depth",))
+    idle = render(_vehicle_clip("n-24"), passes=("depth",))
+    path = _positions(driven)
+    travel = path[-1] - path[0]
+    assert travel[1] > 3.0  # compass yaw 0 faces +Y; ~2.5 m/s^2 for 2 s from standstill
+    assert abs(travel[0]) < 0.1 and np.all(np.diff(path[:, 1]) > 0)  # straight ahead, always forward
+    assert np.ptp(_positions(idle), axis=0).max() < 0.02
+    # The camera is where it was asked to be, looks where the car goes and stays upright.
+    assert driven[0].camera_to_world[2, 3] == pytest.approx(1.4, abs=0.05)
+    assert driven[-1].camera_to_world[1, 2] > 0.99 and driven[-1].camera_to_world[2, 1] < -0.99
+    # Steering right turns the heading clockwise (towards +X); braking shortens the trip.
+    steered = render(_vehicle_clip("w-6,dw-18"), passes=("depth",))
+    assert steered[-1].camera_to_world[0, 2] > 0.3 and steered[-1].camera_to_world[0, 3] > 1.0
+    braked = render(_vehicle_clip("w-12,s-12"), passes=("depth",))
+    assert braked[-1].camera_to_world[1, 3] < path[-1, 1] - 1.0
+
+
+def test_pybullet_data_racecar_drives_forward():
+    frames = render(_vehicle_clip("w-24", model="racecar"), passes=("depth",))
+    travel = _positions(frames)[-1] - _positions(frames)[0]
+    assert travel[1] > 3.0 and abs(travel[0]) < 0.5 * travel[1]
 
 
 def test_moonless_night_is_near_black_and_day_is_not():

@@ -198,3 +198,35 @@ def test_server_info_second_session_and_bad_manifest_on_the_real_server(server):
     line = error.value.one_line()
     assert line.startswith(f"render server at {server.address} rejected the manifest: <manifest_yaml>:")
     assert "output.width" in line and "fix" in line
+
+
+@pytest.mark.timeout(90)
+def test_no_orphan_server_when_the_launching_process_is_killed(tmp_path):
+    """A launcher SIGKILLed without cleanup: its server notices and exits by itself."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "launcher.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "from unreal_bridge.launch import ProceduralServer\n"
+        "server = ProceduralServer().start()\n"
+        "print(server.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    launcher = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=80, cwd=REPO_ROOT)
+    server_pid = int(launcher.stdout.split()[0])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            return  # gone (and reaped by init)
+        with open(f"/proc/{server_pid}/stat") as stat:
+            if stat.read().split()[2] == "Z":
+                return  # exited, waiting to be reaped
+        time.sleep(0.2)
+    os.kill(server_pid, 9)
+    pytest.fail(f"render server {server_pid} outlived its launcher")

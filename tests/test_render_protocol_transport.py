@@ -311,3 +311,16 @@ def test_subset_of_passes_and_unknown_pass():
         assert rendered.rgb.shape == (6, 24, 32, 3) and rendered.depth is None and rendered.segmentation is None
         with pytest.raises(UserError, match="passes normals are not in the clip"):
             client.render_clip(standin_clip(), passes=["normals"])
+
+
+def test_client_waits_for_a_server_that_is_still_starting():
+    """Health NOT_SERVING and calls UNAVAILABLE while the backend builds: the client waits."""
+    import threading
+
+    with inprocess_server(attach=False) as server:
+        threading.Timer(0.6, server.attach_backend, args=(GradientBackend(),)).start()
+        with RenderClient(server.address, connect_timeout=10.0) as client:
+            assert client.render_clip(standin_clip()).frame_count == 6
+    with inprocess_server(attach=False) as server:
+        with RenderClient(server.address, connect_timeout=0.5) as client, pytest.raises(UserError, match="still starting"):
+            client.server_info()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from curate_synthetic import curated_procedural, curated_real  # noqa: E402
+from test_curate_helpers import curated_procedural, curated_real  # noqa: E402
 
 from pipeline.curate.expression import evaluate
 from pipeline.curate.mix import MixSource, parse_source, plan_mix, run_mix

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from curate_synthetic import (HEIGHT, WIDTH, concatenate_with_cuts, dissolve,  # noqa: E402
+from test_curate_helpers import (HEIGHT, WIDTH, concatenate_with_cuts, dissolve,  # noqa: E402
                               fade_through_black, segment_frames, write_video)
 
 from pipeline.curate.config import ShotConfig

@@ -74,7 +74,7 @@ def events(run_dir: Path) -> list[dict]:
 def test_vae_trains_with_two_workers_and_logs_to_mlflow(vae_run, storage: Path, dataset: Path) -> None:
     assert vae_run.step == 12
     run_folder = storage / "vae"
-    assert sorted(p.name for p in run_folder.glob("checkpoint_*")) == ["checkpoint_00000006", "checkpoint_00000012"]
+    assert sorted(p.name for p in run_folder.glob("checkpoint_*") if p.is_dir()) == ["checkpoint_00000006", "checkpoint_00000012"]
     checkpoint = Path(vae_run.checkpoint)
     for name in ("model.pt", "ema.pt", "optimizer.pt", "scheduler.pt", "state.json", "rng_rank0.pt", "rng_rank1.pt"):
         assert (checkpoint / name).is_file(), name
@@ -227,3 +227,47 @@ def test_killed_worker_restores_from_checkpoint_and_logs_to_mlflow_server(datase
     assert max(m.step for m in history) == steps
     assert {m.step for m in history} == set(range(1, steps + 1))
     assert "samples/rollout_step00000040.mp4" in {a.path for a in mlflow.list_artifacts(run.info.run_id, "samples")}
+
+
+TWO_NODE_SCRIPT = r'''
+import json, sys
+import ray
+from ray.cluster_utils import Cluster
+
+dataset, storage = sys.argv[1], sys.argv[2]
+# Two raylets on loopback: a head and a second node, one CPU each, so the two training workers
+# (one CPU each) must be placed on different nodes.
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+ray.init(address=cluster.address, log_to_driver=False)
+try:
+    from training import api
+    from training.config import parse_config
+    config = json.loads(sys.argv[3])
+    result = api.train(parse_config(config), [dataset])
+    print("RESULT " + json.dumps({"step": result.step, "checkpoint": str(result.checkpoint),
+                                  "nodes": [n["NodeID"] for n in ray.nodes() if n["Alive"]]}))
+finally:
+    ray.shutdown()
+    cluster.shutdown()
+'''
+
+
+@pytest.mark.timeout(300)
+def test_two_node_cluster_trains_across_both_nodes(dataset: Path, tmp_path: Path) -> None:
+    """A separate process (it cannot share the session's Ray): ray.cluster_utils.Cluster with two nodes."""
+    config = vae_config(tmp_path, "two-node", steps=4, every=4)
+    config["mlflow"]["log_system_metrics"] = False
+    script = tmp_path / "two_node.py"
+    script.write_text(TWO_NODE_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS",)}
+    completed = subprocess.run([sys.executable, str(script), str(dataset), str(tmp_path), json.dumps(config)],
+                               capture_output=True, text=True, timeout=280, env=env, cwd=REPO)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
+    outcome = json.loads(lines[0].removeprefix("RESULT "))
+    assert outcome["step"] == 4 and len(outcome["nodes"]) == 2
+    beats = [json.loads((tmp_path / "two-node" / "workers" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert {b["node_id"] for b in beats} == set(outcome["nodes"])  # one worker on each node
+    assert Path(outcome["checkpoint"], "model.pt").is_file()

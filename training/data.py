@@ -195,6 +195,7 @@ class WindowPlan:
     meta: dict[str, Any]
     indices: list[int]
     stride: int
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # parsed .npy members, reused by clip_window
 
 
 def plan_clip(sample: dict[str, Any], spec: "WindowSpec", rng: random.Random) -> WindowPlan | None:
@@ -205,20 +206,21 @@ def plan_clip(sample: dict[str, Any], spec: "WindowSpec", rng: random.Random) ->
     meta = json.loads(sample["json"]) if "json" in sample else {}
     video = OpenVideo(sample["mp4"])
     num_frames = len(video)
+    arrays = {name: _npy(sample[name]) for name in ("poses.npy", "actions.npy", "intrinsics.npy") if name in sample}
     for name in ("poses.npy", "actions.npy"):
-        if name in sample:
-            num_frames = min(num_frames, int(np.load(io.BytesIO(sample[name]), mmap_mode=None).shape[0]))
+        if name in arrays:
+            num_frames = min(num_frames, len(arrays[name]))
     source_fps = float(meta.get("fps") or video.fps)
     indices, stride = plan_window(num_frames, source_fps, spec.frames, spec.fps, rng)
-    return WindowPlan(video, meta, indices, stride) if indices else None
+    return WindowPlan(video, meta, indices, stride, arrays) if indices else None
 
 
 def clip_window(sample: dict[str, Any], plan: WindowPlan, spec: "WindowSpec") -> dict[str, Any]:
     """Decode the planned window of one raw shard sample, with poses, actions and caption aligned to it."""
     indices, meta = plan.indices, plan.meta
-    poses = _npy(sample.get("poses.npy"))
-    actions = _npy(sample.get("actions.npy"))
-    intrinsics = _npy(sample.get("intrinsics.npy"))
+    poses = plan.arrays.get("poses.npy")
+    actions = plan.arrays.get("actions.npy")
+    intrinsics = plan.arrays.get("intrinsics.npy")
     frames = plan.video.read(indices)
     source_height, source_width = frames.shape[1:3]
     video = resize_frames(frames, spec.height, spec.width)
@@ -413,7 +415,9 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     batch: dict[str, Any] = {}
     for name in samples[0]:
         values = [s[name] for s in samples]
-        batch[name] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
+        # numpy stacking is a plain memcpy; torch.stack on uint8 video was measured 10x slower here
+        batch[name] = (torch.from_numpy(np.stack([v.numpy() for v in values]))
+                       if isinstance(values[0], torch.Tensor) else values)
     return batch
 
 

@@ -49,14 +49,16 @@ def _windows(sample: dict[str, Any], spec: WindowSpec, limit: int) -> list[Windo
     meta = json.loads(sample["json"]) if "json" in sample else {}
     video = OpenVideo(sample["mp4"])
     num_frames = len(video)
+    arrays = {name: np.load(io.BytesIO(sample[name])) for name in ("poses.npy", "actions.npy", "intrinsics.npy")
+              if name in sample}
     for name in ("poses.npy", "actions.npy"):
-        if name in sample:
-            num_frames = min(num_frames, int(np.load(io.BytesIO(sample[name])).shape[0]))
+        if name in arrays:
+            num_frames = min(num_frames, len(arrays[name]))
     stride = max(1, round(float(meta.get("fps") or video.fps) / spec.fps))
     span = (spec.frames - 1) * stride + 1
     plans = []
     for start in range(0, num_frames - span + 1, span):
-        plans.append(WindowPlan(video, meta, [start + k * stride for k in range(spec.frames)], stride))
+        plans.append(WindowPlan(video, meta, [start + k * stride for k in range(spec.frames)], stride, arrays))
         if len(plans) == limit:
             break
     return plans

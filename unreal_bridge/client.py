@@ -197,12 +197,31 @@ class RenderClient:
 
     # -- cheap calls --------------------------------------------------------------------------
 
+    def _get_server_info(self) -> pb.ServerInfo:
+        """GetServerInfo within connect_timeout, waiting out a server that is still starting.
+
+        A (re)started server accepts connections before its backend is built (health
+        NOT_SERVING, calls UNAVAILABLE), so UNAVAILABLE is retried until the deadline.
+        """
+        deadline = time.monotonic() + self.connect_timeout
+        while True:
+            try:
+                return self._connect().GetServerInfo(
+                    pb.GetServerInfoRequest(),
+                    timeout=max(0.1, deadline - time.monotonic()),
+                    metadata=self._metadata(),
+                    wait_for_ready=True,
+                )
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                raise
+
     def server_info(self) -> pb.ServerInfo:
         """Server identity and limits; also checks that the protocol major versions match."""
         try:
-            info = self._connect().GetServerInfo(
-                pb.GetServerInfoRequest(), timeout=self.connect_timeout, metadata=self._metadata(), wait_for_ready=True
-            )
+            info = self._get_server_info()
         except grpc.RpcError as error:
             raise self._explain(error, "asking for server info") from None
         server_major = info.protocol_version.split(".")[0]
@@ -330,25 +349,12 @@ class RenderClient:
         delay = min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1))
         time.sleep(delay)
         self._reset_channel()
-        # A restarted server accepts connections before its backend is built (health
-        # NOT_SERVING, calls UNAVAILABLE); keep asking until it is ready or connect_timeout passes.
-        deadline = time.monotonic() + self.connect_timeout
-        while True:
-            try:
-                info = self._connect().GetServerInfo(
-                    pb.GetServerInfoRequest(),
-                    timeout=max(0.1, deadline - time.monotonic()),
-                    metadata=self._metadata(),
-                    wait_for_ready=True,
-                )
-                break
-            except grpc.RpcError as error:
-                if error.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                    continue
-                if error.code() in _RETRYABLE:
-                    return session_id, server_id  # still down: the next Render attempt fails fast and backs off again
-                raise self._explain(error, "reconnecting") from None
+        try:
+            info = self._get_server_info()
+        except grpc.RpcError as error:
+            if error.code() in _RETRYABLE:
+                return session_id, server_id  # still down: the next Render attempt fails fast and backs off again
+            raise self._explain(error, "reconnecting") from None
         if info.server_id == server_id:
             return session_id, server_id  # same process (a network blip): the session is still open
         log.warning("render server at %s restarted; re-opening the session", self.address)

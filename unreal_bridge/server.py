@@ -314,6 +314,9 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
             clip = self.resolver(request)
         except UserError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.one_line())
+        except Exception as error:  # a resolver bug: one line to the client, the traceback to the log
+            log.exception("resolving the manifest failed")
+            context.abort(grpc.StatusCode.INTERNAL, f"resolving the manifest failed inside the server: {type(error).__name__}: {_one_line(error)}")
         passes = [name for name in clip["passes"]]
         unsupported = [name for name in passes if name not in backend.passes]
         if unsupported:

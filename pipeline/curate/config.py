@@ -99,6 +99,7 @@ class RunConfig(_Strict):
     max_retries: int = Field(2, ge=0)
     num_cpus_per_task: float = Field(1.0, gt=0)
     seed: int = 0                                     # random-init seed of CLIP when no weights
+    single_pass_budget_mb: int = Field(512, ge=0)      # keep output frames of files up to this size: one decode
     shard_max_bytes: int = Field(500_000_000, ge=1_000_000)
     shard_max_samples: int | None = Field(None, ge=1)
 

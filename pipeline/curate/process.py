@@ -23,7 +23,7 @@ from pipeline.curate.plan import plan_clips
 from pipeline.curate.probe import probe
 from pipeline.curate.scores import AestheticHead, clip_pixel_scores
 from pipeline.curate.shots import analyze_file, black_stretches
-from pipeline.curate.transcode import output_geometry, transcode_clips
+from pipeline.curate.transcode import FrameCache, output_geometry, transcode_clips
 from pipeline.encode import EncodeSettings, encode_mp4
 
 
@@ -133,7 +133,9 @@ def process_input(uri: str, config: CurateConfig, *, with_clip: bool = True) -> 
         result.seconds = time.perf_counter() - started
         return result
     result.sha256 = file_sha256(uri)
-    analysis = analyze_file(uri, found.width, found.height, config.shots)
+    geometry = output_geometry(found.width, found.height, found.rotation_deg, config.output)
+    cache = FrameCache(geometry, config.run.single_pass_budget_mb * 1_000_000)
+    analysis = analyze_file(uri, found.width, found.height, config.shots, on_frame=cache)
     result.frames_decoded = analysis.frame_count
     if analysis.frame_count == 0:
         result.reason, result.detail = "no_decodable_frames", "no frame decoded"
@@ -144,15 +146,15 @@ def process_input(uri: str, config: CurateConfig, *, with_clip: bool = True) -> 
     result.cuts = list(analysis.cuts)
     result.black_stretches = black_stretches(analysis, config.scores.black_luma, config.scores.black_fraction)
     if not plans:
+        cache.frames = None
         result.reason = "too_short"
         result.detail = f"no shot of at least plan.min_clip_s={config.plan.min_clip_s} s (file is {result.duration_s:.2f} s)"
         result.seconds = time.perf_counter() - started
         return result
     fps = config.output.fps or found.fps or 25.0
-    geometry = output_geometry(found.width, found.height, found.rotation_deg, config.output)
     models = models_for(config, with_clip) if with_clip or config.models.coca_weights else None
     settings = EncodeSettings(crf=config.output.crf, gop=config.output.gop)
-    for clip_index, clip in enumerate(transcode_clips(uri, analysis.times, plans, geometry, fps)):
+    for clip_index, clip in enumerate(transcode_clips(uri, analysis.times, plans, geometry, fps, cache)):
         frames = clip.frames
         scores = clip_pixel_scores(frames, fps, config.scores)
         caption = caption_for(uri, frames, models.captioner if models else None)

@@ -17,7 +17,9 @@ variable frame rate does not change it) keep only the strongest.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +39,7 @@ class FrameFeatures:
     edges_dilated: np.ndarray
     luma_mean: float        # 0..1
     contrast: float         # luma standard deviation, 0..255 scale
-    dark_fraction: np.ndarray  # kept for black detection: fraction of pixels below each luma level
+    dark_fraction: np.ndarray  # (256,) cumulative luma distribution, for black detection
 
 
 def rgb_to_hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,36 +66,56 @@ def luma_of(rgb: np.ndarray) -> np.ndarray:
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
-    padded = np.pad(mask, 1)
-    out = np.zeros_like(mask)
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            out |= padded[dy:dy + mask.shape[0], dx:dx + mask.shape[1]]
+    """3x3 binary dilation, separable: rows then columns."""
+    rows = mask.copy()
+    rows[:, 1:] |= mask[:, :-1]
+    rows[:, :-1] |= mask[:, 1:]
+    out = rows.copy()
+    out[1:, :] |= rows[:-1, :]
+    out[:-1, :] |= rows[1:, :]
     return out
 
 
-DARK_LEVELS = np.linspace(0.02, 0.5, 25, dtype=np.float32)  # luma thresholds for black detection
+def _hsv_bin_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """HSV bin of every 5-bit-per-channel RGB colour (32768 entries), so a frame's histogram
+    is three table look-ups and bincounts instead of a per-pixel HSV conversion."""
+    levels = (np.arange(32, dtype=np.uint16) * 8 + 4).astype(np.uint8)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(1, -1, 3)
+    hue, saturation, value = rgb_to_hsv(grid)
+    return (np.minimum((hue * HUE_BINS).astype(np.int32), HUE_BINS - 1).ravel(),
+            np.minimum((saturation * SATURATION_BINS).astype(np.int32), SATURATION_BINS - 1).ravel(),
+            np.minimum((value * VALUE_BINS).astype(np.int32), VALUE_BINS - 1).ravel())
+
+
+_HUE_OF, _SATURATION_OF, _VALUE_OF = _hsv_bin_tables()
+
+
+def colour_histogram(rgb: np.ndarray) -> np.ndarray:
+    """(40,) float32: hue, saturation and value histograms, each summing to 1."""
+    quantised = (rgb >> 3).astype(np.int32)
+    index = ((quantised[..., 0] << 10) | (quantised[..., 1] << 5) | quantised[..., 2]).ravel()
+    return np.concatenate([
+        np.bincount(_HUE_OF[index], minlength=HUE_BINS),
+        np.bincount(_SATURATION_OF[index], minlength=SATURATION_BINS),
+        np.bincount(_VALUE_OF[index], minlength=VALUE_BINS),
+    ]).astype(np.float32) / float(index.size)
 
 
 def frame_features(rgb: np.ndarray) -> FrameFeatures:
-    hue, saturation, value = rgb_to_hsv(rgb)
-    pixels = float(hue.size)
-    histogram = np.concatenate([
-        np.bincount(np.minimum((hue * HUE_BINS).astype(np.int32), HUE_BINS - 1).ravel(), minlength=HUE_BINS),
-        np.bincount(np.minimum((saturation * SATURATION_BINS).astype(np.int32), SATURATION_BINS - 1).ravel(), minlength=SATURATION_BINS),
-        np.bincount(np.minimum((value * VALUE_BINS).astype(np.int32), VALUE_BINS - 1).ravel(), minlength=VALUE_BINS),
-    ]).astype(np.float32) / pixels
+    histogram = colour_histogram(rgb)
     luma = luma_of(rgb)
     gradient = np.zeros_like(luma)
     gradient[:, :-1] += np.abs(np.diff(luma, axis=1))
     gradient[:-1, :] += np.abs(np.diff(luma, axis=0))
-    threshold = max(EDGE_FLOOR, float(np.percentile(gradient, EDGE_PERCENTILE)))
+    flat = gradient.ravel()
+    rank = int(EDGE_PERCENTILE / 100.0 * (flat.size - 1))
+    threshold = max(EDGE_FLOOR, float(np.partition(flat, rank)[rank]))
     edges = gradient > threshold
     if edges.mean() < MIN_EDGE_PIXELS:
         edges = np.zeros_like(edges)
-    normalised = luma / 255.0
-    dark = (normalised[None, ...] < DARK_LEVELS[:, None, None]).mean(axis=(1, 2)).astype(np.float32)
-    return FrameFeatures(histogram, edges, _dilate(edges), float(normalised.mean()), float(luma.std()), dark)
+    # cumulative luma distribution: dark[v] = share of pixels with 8-bit luma < v + 1
+    dark = (np.cumsum(np.bincount(luma.astype(np.uint8).ravel(), minlength=256)) / float(luma.size)).astype(np.float32)
+    return FrameFeatures(histogram, edges, _dilate(edges), float(luma.mean()) / 255.0, float(luma.std()), dark)
 
 
 def frame_difference(previous: FrameFeatures, current: FrameFeatures) -> float:
@@ -122,7 +144,7 @@ class ShotAnalysis:
     times: np.ndarray                  # (N,) seconds from the first frame
     scores: np.ndarray                 # (N,) difference to the previous frame (0 for frame 0)
     luma: np.ndarray                   # (N,) mean luma in [0, 1]
-    dark: np.ndarray                   # (N, len(DARK_LEVELS)) fraction of pixels below each level
+    dark: np.ndarray                   # (N, 256) share of pixels with 8-bit luma <= v
     cuts: list[int] = field(default_factory=list)   # frame indices that start a new shot
 
     @property
@@ -131,8 +153,10 @@ class ShotAnalysis:
 
     def black_frames(self, black_luma: float, black_fraction: float) -> np.ndarray:
         """(N,) bool, ffmpeg blackdetect semantics: >= pic_th of pixels darker than pix_th."""
-        level = int(np.argmin(np.abs(DARK_LEVELS - black_luma)))
-        return self.dark[:, level] >= black_fraction
+        level = int(np.ceil(black_luma * 255.0)) - 1          # luma < black_luma*255
+        if level < 0:
+            return np.zeros(self.frame_count, bool)
+        return self.dark[:, min(level, 255)] >= black_fraction
 
     def shots(self) -> list[tuple[int, int]]:
         bounds = [0, *self.cuts, self.frame_count]
@@ -165,7 +189,7 @@ class ShotDetector:
             times=times,
             scores=scores,
             luma=np.asarray(self._luma, dtype=np.float32),
-            dark=np.stack(self._dark) if self._dark else np.zeros((0, len(DARK_LEVELS)), np.float32),
+            dark=np.stack(self._dark) if self._dark else np.zeros((0, 256), np.float32),
         )
         analysis.cuts = find_cuts(scores, times, self.config)
         return analysis
@@ -198,10 +222,12 @@ def analysis_size(width: int, height: int, analysis_width: int) -> tuple[int, in
     return analysis_width, scaled_height
 
 
-def analyze_file(uri: str, stored_width: int, stored_height: int, config: ShotConfig | None = None) -> ShotAnalysis:
+def analyze_file(uri: str, stored_width: int, stored_height: int, config: ShotConfig | None = None,
+                 on_frame: Callable[[int, Any], None] | None = None) -> ShotAnalysis:
     """Pass one over a file: decode every frame once, downscale, and detect cuts.
 
     The frame count is whatever the decoder returns, never the container's claim.
+    `on_frame(index, av_frame)` lets the caller keep output-size frames from the same decode.
     """
     from pipeline.curate.video import iter_frames
 
@@ -211,6 +237,8 @@ def analyze_file(uri: str, stored_width: int, stored_height: int, config: ShotCo
     for decoded in iter_frames(uri):
         small = decoded.frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
         detector.push(small, decoded.time)
+        if on_frame is not None:
+            on_frame(decoded.index, decoded.frame)
     return detector.finish()
 
 

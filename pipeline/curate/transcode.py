@@ -85,17 +85,49 @@ class TranscodedClip:
     fps: float
 
 
+class FrameCache:
+    """Output-size frames kept during pass one, so short files are decoded only once.
+
+    Stops keeping (and frees what it kept) as soon as the budget would be exceeded; then
+    `transcode_clips` decodes the file a second time for the selected frames only.
+    """
+
+    def __init__(self, geometry: OutputGeometry, budget_bytes: int) -> None:
+        self.geometry = geometry
+        self.budget_frames = budget_bytes // max(1, geometry.width * geometry.height * 3)
+        self.frames: list[np.ndarray] | None = []
+
+    def __call__(self, index: int, frame) -> None:
+        if self.frames is None:
+            return
+        if len(self.frames) >= self.budget_frames:
+            self.frames = None
+            return
+        self.frames.append(output_frame(frame, self.geometry))
+
+
+def output_frame(frame, geometry: OutputGeometry) -> np.ndarray:
+    image = to_rgb(frame, width=geometry.scale_width, height=geometry.scale_height, quarter_turns=geometry.quarter_turns)
+    return image[geometry.crop_y:geometry.crop_y + geometry.height, geometry.crop_x:geometry.crop_x + geometry.width]
+
+
 def transcode_clips(
     uri: str,
     times: np.ndarray,
     plans: list[ClipPlan],
     geometry: OutputGeometry,
     fps: float,
+    cache: FrameCache | None = None,
 ) -> Iterator[TranscodedClip]:
-    """Decode `uri` once and yield each planned clip as soon as its last frame is decoded."""
+    """Yield each planned clip: from `cache` when pass one kept every frame, else by decoding
+    `uri` once more and yielding each clip as soon as its last frame is decoded."""
     if not plans:
         return
     selections = [select_source_frames(times, plan, fps) for plan in plans]
+    if cache is not None and cache.frames is not None and len(cache.frames) == len(times):
+        for plan, selection in zip(plans, selections):
+            yield TranscodedClip(plan, np.stack([cache.frames[i] for i in selection.tolist()]), selection, fps)
+        return
     needed: dict[int, list[tuple[int, int]]] = {}
     for clip_number, selection in enumerate(selections):
         for position, source in enumerate(selection.tolist()):
@@ -107,9 +139,7 @@ def transcode_clips(
     for decoded in iter_frames(uri):
         targets = needed.get(decoded.index)
         if targets:
-            image = to_rgb(decoded.frame, width=geometry.scale_width, height=geometry.scale_height,
-                           quarter_turns=geometry.quarter_turns)
-            image = image[geometry.crop_y:geometry.crop_y + geometry.height, geometry.crop_x:geometry.crop_x + geometry.width]
+            image = output_frame(decoded.frame, geometry)
             for clip_number, position in targets:
                 buffers[clip_number][position] = image
                 remaining[clip_number] -= 1

@@ -24,6 +24,8 @@ def run_conformance(
     scene: str = "",
     clip_index: int = 0,
     auth_token: str | None = None,
+    root_certificates: bytes | None = None,
+    connect_timeout_s: float = 10.0,
     open_timeout_s: float = 300.0,
     render_timeout_s: float = 300.0,
     rules: list[str] | None = None,
@@ -45,6 +47,8 @@ def run_conformance(
         scene=scene,
         clip_index=clip_index,
         auth_token=auth_token,
+        root_certificates=root_certificates,
+        connect_timeout_s=connect_timeout_s,
         open_timeout_s=open_timeout_s,
         render_timeout_s=render_timeout_s,
     )

@@ -25,9 +25,9 @@ MAX_CHUNK_LIMIT = 1 << 20
 KNOWN_PASSES = {"rgb": ("uint8", 3), "depth": ("float32", 1), "segmentation": ("int32", 1)}
 POSE_ATOL_M = 1e-3  # 1 mm: far below one frame of motion, far above float round-off
 ROTATION_ATOL = 1e-4
-HANDOVER_S = 15.0
-# Accepted sim_time of frame 0, in steps (see the `sim_time` rule).
-SIM_TIME_ORIGINS = (0, 1)  # how long a server may take to notice a cancelled stream
+HANDOVER_S = 15.0  # how long a server may take to notice a cancelled stream
+# Accepted sim_time of frame 0, in steps (see the `sim_time` rule and docs/requests/unreal.md).
+SIM_TIME_ORIGINS = (0, 1)
 
 
 def canonical_sha256(clip: dict) -> str:

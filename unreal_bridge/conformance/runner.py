@@ -66,6 +66,7 @@ class CheckOptions:
     scene: str = ""
     clip_index: int = 0
     auth_token: str | None = None
+    root_certificates: bytes | None = None  # PEM of the CA that signed a TLS server's certificate
     connect_timeout_s: float = 10.0
     call_timeout_s: float = 10.0  # cheap calls
     open_timeout_s: float = 300.0  # OpenSession may load a level
@@ -122,7 +123,12 @@ Rule = Callable[[CheckContext], str]
 def run_rules(address: str, options: CheckOptions, rules: list[tuple[str, Rule]],
               on_result: Callable[[RuleResult], None] | None = None) -> ConformanceReport:
     report = ConformanceReport(address=address)
-    channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 8 << 20)])
+    channel_options = [("grpc.max_receive_message_length", 8 << 20)]
+    if options.root_certificates is not None:
+        credentials = grpc.ssl_channel_credentials(root_certificates=options.root_certificates)
+        channel = grpc.secure_channel(address, credentials, options=channel_options)
+    else:
+        channel = grpc.insecure_channel(address, options=channel_options)
     ctx = CheckContext(address=address, options=options, channel=channel, stub=pb_grpc.RenderServiceStub(channel))
     try:
         for name, rule in rules:
@@ -136,6 +142,8 @@ def run_rules(address: str, options: CheckOptions, rules: list[tuple[str, Rule]]
                 message, status = str(skipped), "skip"
             except grpc.RpcError as error:  # an unexpected status is a failure of this rule
                 message, status = f"unexpected {error.code().name}: {error.details()}", "fail"
+            except Exception as error:  # noqa: BLE001 - a malformed answer fails the rule, not the run
+                message, status = f"the server's answer broke the check ({type(error).__name__}: {error})", "fail"
             result = RuleResult(name=name, status=status, message=" ".join(message.split()),
                                 seconds=round(time.monotonic() - started, 3))
             report.results.append(result)

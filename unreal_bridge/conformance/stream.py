@@ -90,12 +90,3 @@ def open_and_cancel(stub, request: pb.RenderRequest, *, metadata, timeout_s: flo
     finally:
         call.cancel()
     return events
-
-
-def status_of(call) -> tuple[grpc.StatusCode | None, str]:
-    """(code, details) of a finished unary call's error, or (None, '') when it succeeded."""
-    try:
-        call()
-    except grpc.RpcError as error:
-        return error.code(), error.details() or ""
-    return None, ""

@@ -50,6 +50,12 @@ class ProceduralBackend:
             self._sim.close()
         self._sim = None
 
+    def __del__(self) -> None:  # PyBullet allows only a few clients per process: never leak one
+        try:
+            self.close()
+        except Exception:
+            pass
+
     @property
     def frame_count(self) -> int:
         return self._require_sim().frame_count

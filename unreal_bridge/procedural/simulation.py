@@ -139,7 +139,7 @@ class ClipSimulation:
             if self.rig_name == "vehicle":
                 motion = clip.get("motion") or {}
                 vehicle = Vehicle(
-                    self.client, str(camera.get("vehicle_model") or "racecar"), base, float(start.get("yaw_deg", 0.0)),
+                    self.client, str(camera.get("vehicle_model") or "sedan"), base, float(start.get("yaw_deg", 0.0)),
                     float(motion.get("speed_mps", 8.0)), float(motion.get("sprint_multiplier", 2.0)),
                 )
                 self.world.ids.assign(vehicle.body, "ego_vehicle")

@@ -1,6 +1,7 @@
-"""Procedural test videos with known cut points, fades and variable frame rate.
+"""Helpers for the curate tests (no tests here): procedural videos with known cut points,
+fades and variable frame rate, and the curated datasets several test modules share.
 
-Shared by the curate tests (imported as a plain module; no fixtures here). Each segment has
+Imported as a plain module by the curate tests. Each procedural segment has
 its own colour palette, a textured background and a moving square, so segments differ the
 way real shots do while frames within a segment change smoothly.
 """
