@@ -30,13 +30,13 @@ class ScriptedRig:
 class VehicleRig:
     """A camera bolted to a vehicle; OpenCV camera axes from the chassis frame plus look offsets."""
 
-    def __init__(self, vehicle: Vehicle, height: float, pitch_deg: float, forward_offset: float = 0.2) -> None:
+    def __init__(self, vehicle: Vehicle, height: float, pitch_deg: float) -> None:
         self.vehicle = vehicle
         # `height` is above the ground (the rig base); the mount is relative to the chassis origin,
         # and never inside the body (a camera inside a box renders its inner faces).
         model = vehicle.model
         self.height = max(height, model.roof_height + 0.1) - model.origin_height
-        self.forward_offset = forward_offset
+        self.forward_offset = model.camera_forward
         self.look_yaw_deg = 0.0
         self.look_pitch_deg = pitch_deg
 

@@ -40,12 +40,14 @@ class VehicleModel:
     max_steer_rad: float = 0.5
     origin_height: float = 0.0  # chassis origin above the ground at rest
     roof_height: float = 0.0  # the camera never goes below this (inside the body) relative to the ground
+    camera_forward: float = 0.2  # camera mount ahead of the chassis origin, metres
     urdf: str | None = None  # pybullet_data path; None = built from primitives
     scale: float = 1.0
 
 
 MODELS: dict[str, VehicleModel] = {
-    "sedan": VehicleModel(0.33, 2.7, (1, 3, 4, 5), (0, 2), max_steer_rad=0.55, origin_height=0.6, roof_height=0.95),
+    "sedan": VehicleModel(0.33, 2.7, (1, 3, 4, 5), (0, 2), max_steer_rad=0.55, origin_height=0.6, roof_height=0.95,
+                          camera_forward=1.0),  # the hood shows as a sliver at the bottom
     "racecar": VehicleModel(0.15, 0.975, (2, 3, 5, 7), (4, 6), origin_height=0.0, roof_height=0.6,
                             urdf="racecar/racecar.urdf", scale=3.0),
     "husky": VehicleModel(0.1651, 0.55, (2, 3, 4, 5), (), (2, 4), (3, 5), origin_height=0.0, roof_height=0.5,

@@ -283,7 +283,7 @@ def build_physics_sandbox(builder: SceneBuilder, params: dict, rng: np.random.Ge
     # A ramp for rolling objects, launched at seeded frames from its top.
     rolling = int(params.get("rolling_objects", 3))
     if rolling:
-        tilt = 0.28
+        tilt = -0.28  # the +x end is high: balls roll from x = 3.4 towards the origin
         ramp_quat = p.getQuaternionFromEuler([0.0, tilt, 0.0])
         builder.box([1.0, 0.5, 0.05], [2.6, 0.0, 0.35], [0.55, 0.45, 0.35, 1.0], "prop", orientation=ramp_quat)
         launches = sorted(int(v) for v in rng.integers(0, 40, size=rolling))
@@ -292,7 +292,7 @@ def build_physics_sandbox(builder: SceneBuilder, params: dict, rng: np.random.Ge
         def launch_rollers(frame: int) -> None:
             for launch, (r, colour, dy) in zip(launches, roller_specs):
                 if frame == launch:
-                    uid = builder.sphere(r, [3.4, dy, 0.62 + r], colour, "prop", mass=0.3)
+                    uid = builder.sphere(r, [3.35, dy, 0.64 + r], colour, "prop", mass=0.3)
                     p.changeDynamics(uid, -1, rollingFriction=0.001, **friction)
 
         world.frame_events.append(launch_rollers)
