@@ -124,6 +124,17 @@ def check_bind_allowed(host: str, auth_token: str | None) -> None:
 # Manifest -> resolved clip
 
 
+def _status_for(error: BaseException) -> grpc.StatusCode:
+    """A backend may say how its failure should reach the client (e.g. a stalled editor is
+    UNAVAILABLE, so the client restarts and resumes); otherwise it is INTERNAL (a bug)."""
+    code = getattr(error, "grpc_status_code", None)
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(error, TimeoutError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.INTERNAL
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -346,7 +357,7 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
         except Exception as error:  # a backend bug: say so, keep the server usable
             self._release_slot()
             log.exception("backend.open failed")
-            context.abort(grpc.StatusCode.INTERNAL, f"backend {backend.name} failed to build the world: {_one_line(error)}")
+            context.abort(_status_for(error), f"backend {backend.name} failed to build the world: {_one_line(error)}")
         session = _Session(
             session_id=uuid.uuid4().hex, clip=clip, frame_count=response.frame_count, passes=passes
         )
@@ -498,7 +509,7 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
                 if isinstance(item, BaseException):
                     if isinstance(item, UserError):
                         context.abort(grpc.StatusCode.INVALID_ARGUMENT, item.one_line())
-                    context.abort(grpc.StatusCode.INTERNAL, f"backend {backend.name} failed: {_one_line(item)}")
+                    context.abort(_status_for(item), f"backend {backend.name} failed: {_one_line(item)}")
                 session.last_used = time.monotonic()
                 yield item
         finally:

@@ -32,7 +32,9 @@ class ProceduralBackend:
     passes: tuple[str, ...] = ALL_PASSES
     capabilities: tuple[str, ...] = ("deterministic", "resume", "vehicle_physics", "weather")
 
-    def __init__(self, *, shadows: bool = True) -> None:
+    def __init__(self, *, shadows: bool = False) -> None:
+        """`shadows=True` turns on TinyRenderer's shadow map: about half the speed, and it shows
+        acne and a hard frustum edge on large scenes (docs/procedural-renderer.md), so it is off."""
         self.shadows = shadows
         self._clip: dict | None = None
         self._sim: ClipSimulation | None = None

@@ -100,7 +100,7 @@ def sun_color(env: Environment) -> np.ndarray:
     return _lerp(color, (0.90, 0.92, 0.95), env.cloudiness)
 
 
-def lighting_for(env: Environment, shadows: bool = True, extra_ambient: float | None = None) -> Lighting:
+def lighting_for(env: Environment, shadows: bool = False, extra_ambient: float | None = None) -> Lighting:
     """Direct sun and ambient sky light; at night both fall to (almost) nothing.
 
     `extra_ambient` is the manifest's `environment.ambient`: None keeps a faint night floor

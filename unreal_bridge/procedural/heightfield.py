@@ -98,7 +98,27 @@ class Heightfield:
             h[i, j] * (1 - a) * (1 - b) + h[i, j + 1] * (1 - a) * b + h[i + 1, j] * a * (1 - b) + h[i + 1, j + 1] * a * b
         )
 
+    def vertex_normals(self) -> np.ndarray:
+        """(n*n, 3) unit normals from central differences of the height grid."""
+        dz_dy, dz_dx = np.gradient(self.heights, self.cell)
+        normals = np.stack([-dz_dx, -dz_dy, np.ones_like(dz_dx)], axis=-1)
+        return (normals / np.linalg.norm(normals, axis=-1, keepdims=True)).reshape(-1, 3)
+
+    def triangle_indices(self) -> list[int]:
+        """Two counter-clockwise (seen from above) triangles per grid cell."""
+        n = self.heights.shape[0]
+        i, j = np.meshgrid(np.arange(n - 1), np.arange(n - 1), indexing="ij")
+        a = (i * n + j).ravel()
+        quads = np.stack([a, a + 1, a + n + 1, a, a + n + 1, a + n], axis=1)
+        return [int(v) for v in quads.ravel()]
+
     def create_body(self, client: int, rgba: list[float]) -> int:
+        """Heightfield collision, plus an explicit triangle mesh as the visual.
+
+        PyBullet's own heightfield visual is shaded inconsistently in TinyRenderer (half the
+        field comes out darker along a straight seam), so the visual is built here with one
+        winding and smooth normals; it has exactly the collision surface's vertices.
+        """
         n = self.heights.shape[0]
         shape = p.createCollisionShape(
             p.GEOM_HEIGHTFIELD,
@@ -108,7 +128,15 @@ class Heightfield:
             numHeightfieldColumns=n,
             physicsClientId=client,
         )
+        gx, gy = self.grid_xy()
         lift = (float(self.heights.min()) + float(self.heights.max())) / 2.0
-        body = p.createMultiBody(0, shape, basePosition=[0.0, 0.0, lift], physicsClientId=client)
-        p.changeVisualShape(body, -1, rgbaColor=rgba, physicsClientId=client)
-        return body
+        vertices = np.stack([gx.ravel(), gy.ravel(), self.heights.ravel() - lift], axis=1)
+        visual = p.createVisualShape(
+            p.GEOM_MESH,
+            vertices=vertices.tolist(),
+            indices=self.triangle_indices(),
+            normals=self.vertex_normals().tolist(),
+            rgbaColor=rgba,
+            physicsClientId=client,
+        )
+        return p.createMultiBody(0, shape, visual, basePosition=[0.0, 0.0, lift], physicsClientId=client)

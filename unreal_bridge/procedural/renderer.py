@@ -49,7 +49,7 @@ class PassRenderer:
         terrain_tint: TerrainTint | None = None,
         road_grid: tuple[float, float] | None = None,
         building_tops: dict[int, float] | None = None,
-        shadows: bool = True,
+        shadows: bool = False,
         extra_ambient: float | None = None,
     ) -> None:
         self.client = client

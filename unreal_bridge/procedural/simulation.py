@@ -85,7 +85,7 @@ def kinematic_poses(clip: dict, actions: np.ndarray) -> np.ndarray:
 class ClipSimulation:
     """Builds the clip's world in a fresh DIRECT client and advances it frame by frame."""
 
-    def __init__(self, clip: dict, *, shadows: bool = True) -> None:
+    def __init__(self, clip: dict, *, shadows: bool = False) -> None:
         output = _require(clip, "output")
         self.width, self.height = int(output["width"]), int(output["height"])
         self.frame_count = int(output["frames"])

@@ -28,7 +28,15 @@ __all__ = ["GameThreadExecutor", "GameThreadStalled"]
 
 
 class GameThreadStalled(RuntimeError):
-    """The editor stopped ticking (a modal dialog, a hang, a breakpoint): no work can run."""
+    """The editor stopped ticking (a modal dialog, a hang, a breakpoint): no work can run.
+
+    Reaches the client as UNAVAILABLE, so it restarts the server and resumes the clip."""
+
+    @property
+    def grpc_status_code(self):  # resolved lazily: this module must import without grpc
+        import grpc
+
+        return grpc.StatusCode.UNAVAILABLE
 
 
 @dataclass
