@@ -99,6 +99,7 @@ def real_inputs(folder: Path, realfootage: Path) -> list[str]:
     frames, _ = concatenate_with_cuts([24, 24], seed=11)
     write_video(folder / "copy_hq.mp4", frames, crf=18)
     write_video(folder / "copy_lq.mp4", frames, crf=34)
+    (folder / "copy_hq.txt").write_text("a coloured square moving over stripes\n")   # sidecar caption
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "notes.mp4").write_text("not a video\n" * 10)
     listing = folder / "real.txt"

@@ -74,6 +74,10 @@ def test_bitrate_copy_is_removed_as_duplicate_and_nothing_else_is(dataset):
         original = json.loads(row["params_json"])["duplicate_of"]
         assert original in kept_keys and original in set(copies["key"])
         assert row["duplicate_similarity"] >= 0.999
+    captioned = index[index["caption"] == "a coloured square moving over stripes"]
+    assert len(captioned) == 2 and (captioned["caption_is_placeholder"] == 0).all()
+    assert captioned["clip_text_similarity"].notna().all()
+    assert index.loc[index["caption_is_placeholder"] == 1, "clip_text_similarity"].isna().all()
     different = index[~index["key"].isin(copies["key"])]
     assert (different["status"] == "kept").all(), different[["key", "reason", "duplicate_similarity"]]
 
@@ -91,7 +95,8 @@ def test_samples_follow_the_shard_schema_for_real_footage(dataset):
         assert frames.shape == (meta["frames"], meta["height"], meta["width"], 3) and meta["height"] == 64
         row = index.loc[sample["__key__"]]
         np.testing.assert_allclose(sample["clip.npy"], np.asarray(row["embedding"], np.float32))
-        assert sample["__shard__"] == row["shard"] and meta["caption_source"] == "placeholder"
+        assert sample["__shard__"] == row["shard"] and meta["caption"] == row["caption"]
+        assert meta["caption_source"] == ("placeholder" if row["caption_is_placeholder"] else "sidecar")
         if meta["origin"]["uri"].endswith("issue-134-rotate.mp4"):
             assert meta["width"] < meta["height"]              # display orientation (portrait)
         seen += 1

@@ -254,6 +254,10 @@ def test_moonless_night_is_near_black_and_day_is_not():
     day = make_clip(world, frames=1, environment={"sun": {"elevation_deg": 45, "azimuth_deg": 135}}, passes=("rgb",))
     assert render(night)[0].passes["rgb"].mean() < 4.0
     assert render(day)[0].passes["rgb"].mean() > 60.0
+    # Without an explicit ambient the city keeps some windows lit after dark: dark, not black.
+    lit = make_clip(world, frames=1, environment={"sun": {"elevation_deg": -30, "azimuth_deg": 0}}, passes=("rgb",))
+    lit_rgb = render(lit)[0].passes["rgb"]
+    assert lit_rgb.mean() < 30.0 and (lit_rgb.max(axis=-1) > 120).sum() > 20
 
 
 def test_weather_changes_pixels_deterministically():
@@ -325,3 +329,13 @@ def test_terrain_from_a_pybullet_data_heightmap_png():
 
     with pytest.raises(UserError, match="world.params.heightmap"):
         ProceduralBackend().open(missing)
+
+
+def test_flat_heightfield_ground_is_shaded_evenly():
+    """PyBullet's own heightfield visual shades half the field darker along a straight seam in
+    TinyRenderer; the backend's mesh visual must not (left and right ground halves match)."""
+    world = {"generator": "forest", "params": {"tree_density": 0.0, "area_m": 60, "terrain_roughness": 0.0}}
+    frame = render(make_clip(world, frames=1, passes=("rgb",)))[0]
+    bottom = frame.passes["rgb"][-12:].astype(float)
+    left, right = bottom[:, : W // 2].mean(), bottom[:, W // 2:].mean()
+    assert abs(left - right) < 6.0

@@ -66,6 +66,7 @@ class MlflowConfig(_Strict):
     experiment: str = "worldloom"
     sample_every: int = Field(0, ge=0, description="log a sample rollout (mp4 + GIF) every N steps; 0: at the end only")
     sample_frames: int = Field(9, ge=1, description="video frames in a logged world rollout (rounded to 1 + tc*k)")
+    sample_steps: int = Field(4, ge=1, description="flow-matching steps per chunk for logged world rollouts")
     log_every: int = Field(1, ge=1, description="log metrics every N steps")
     log_system_metrics: bool = True
 

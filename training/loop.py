@@ -253,7 +253,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
 
     model_cfg = model_config(config)
     vae, vae_state = (None, None)
-    if config.stage == "world" and not config.data.latents:
+    if config.stage == "world" and config.vae_checkpoint:  # encodes windows (unless data.latents), decodes rollouts
         vae, vae_state = build_frozen_vae(config, model_cfg, device)
     step_module = build_step(config, model_cfg)
     strategy = choose_strategy(config, step_module, device)
@@ -302,6 +302,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                     vae_state=vae_state)
 
     window_wait = window_time = 0.0
+    window_steps = 0
     window_start = time.perf_counter()
     model.train()
     for step in range(start_step, config.steps):
@@ -322,21 +323,21 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         done = step + 1
         window_wait += waited
         window_time += time.perf_counter() - begin
+        window_steps += 1
         files.heartbeat(step=done)
 
         if done % config.mlflow.log_every == 0 or done == config.steps:
             loss_mean, grad_mean = all_mean([float(loss.detach()), float(grad_norm)], device)
             elapsed = time.perf_counter() - window_start
-            steps_in_window = config.mlflow.log_every if done % config.mlflow.log_every == 0 else (
-                done - start_step) % config.mlflow.log_every or config.mlflow.log_every
             tracker.log_metrics({
                 "loss": loss_mean, "grad_norm": grad_mean, "lr": scheduler.get_last_lr()[0],
-                "tokens_per_s": tokens * steps_in_window / elapsed,
-                "samples_per_s": config.batch_size * world_size * steps_in_window / elapsed,
+                "tokens_per_s": tokens * window_steps / elapsed,
+                "samples_per_s": config.batch_size * world_size * window_steps / elapsed,
                 "data_wait_fraction": window_wait / max(window_time, 1e-9),
                 **{f"train/{k}": v for k, v in metrics.items() if k != "loss" and isinstance(v, (int, float))},
             }, step=done)
             window_wait = window_time = 0.0
+            window_steps = 0
             window_start = time.perf_counter()
 
         if config.mlflow.sample_every and done % config.mlflow.sample_every == 0 and done != config.steps:
@@ -375,6 +376,9 @@ def _log_rollout(config: TrainConfig, model_cfg: Any, inner: nn.Module, vae: nn.
     net = inner.net
     was_training = net.training
     net.eval()
+    sharded = hasattr(inner, "unshard")  # FSDP2: gather the root's parameters; blocks gather on their own
+    if sharded:
+        inner.unshard()
     try:
         if config.stage == "vae":
             video = batch["video"][:1]
@@ -385,6 +389,8 @@ def _log_rollout(config: TrainConfig, model_cfg: Any, inner: nn.Module, vae: nn.
             frames = _world_rollout(config, model_cfg, net, vae, batch, device)
         tracker.log_rollout(frames, model_cfg.fps, step)
     finally:
+        if sharded:
+            inner.reshard()
         net.train(was_training)
 
 
@@ -396,4 +402,5 @@ def _world_rollout(config: TrainConfig, model_cfg: Any, net: nn.Module, vae: nn.
         return np.zeros((1, model_cfg.height, model_cfg.width, 3), np.uint8)
     tc = model_cfg.vae.temporal_compression
     frames = 1 + tc * max(1, (config.mlflow.sample_frames - 1) // tc)
-    return sample(net, vae, prompt=batch["caption"][0], num_frames=frames, steps=4, seed=config.seed)
+    return sample(net, vae, prompt=batch["caption"][0], num_frames=frames,
+                  steps=config.mlflow.sample_steps, seed=config.seed)

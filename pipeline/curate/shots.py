@@ -229,13 +229,14 @@ def analyze_file(uri: str, stored_width: int, stored_height: int, config: ShotCo
     The frame count is whatever the decoder returns, never the container's claim.
     `on_frame(index, av_frame)` lets the caller keep output-size frames from the same decode.
     """
-    from pipeline.curate.video import iter_frames
+    from pipeline.curate.video import iter_frames, new_reformatter
 
     config = config or ShotConfig()
     width, height = analysis_size(stored_width, stored_height, config.analysis_width)
     detector = ShotDetector(config)
+    scaler = new_reformatter()
     for decoded in iter_frames(uri):
-        small = decoded.frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+        small = scaler.reformat(decoded.frame, width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
         detector.push(small, decoded.time)
         if on_frame is not None:
             on_frame(decoded.index, decoded.frame)

@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.curate.config import OutputConfig
 from pipeline.curate.plan import ClipPlan, frame_end_times
-from pipeline.curate.video import iter_frames, rotation_quarter_turns, to_rgb
+from pipeline.curate.video import iter_frames, new_reformatter, rotation_quarter_turns, to_rgb
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,7 @@ class FrameCache:
         self.geometry = geometry
         self.budget_frames = budget_bytes // max(1, geometry.width * geometry.height * 3)
         self.frames: list[np.ndarray] | None = []
+        self.scaler = new_reformatter()
 
     def __call__(self, index: int, frame) -> None:
         if self.frames is None:
@@ -103,11 +104,12 @@ class FrameCache:
         if len(self.frames) >= self.budget_frames:
             self.frames = None
             return
-        self.frames.append(output_frame(frame, self.geometry))
+        self.frames.append(output_frame(frame, self.geometry, self.scaler))
 
 
-def output_frame(frame, geometry: OutputGeometry) -> np.ndarray:
-    image = to_rgb(frame, width=geometry.scale_width, height=geometry.scale_height, quarter_turns=geometry.quarter_turns)
+def output_frame(frame, geometry: OutputGeometry, scaler=None) -> np.ndarray:
+    image = to_rgb(frame, width=geometry.scale_width, height=geometry.scale_height, quarter_turns=geometry.quarter_turns,
+                   reformatter=scaler)
     return image[geometry.crop_y:geometry.crop_y + geometry.height, geometry.crop_x:geometry.crop_x + geometry.width]
 
 
@@ -136,10 +138,11 @@ def transcode_clips(
     remaining = [len(s) for s in selections]
     last_needed = max(needed)
     emitted = 0
+    scaler = new_reformatter()
     for decoded in iter_frames(uri):
         targets = needed.get(decoded.index)
         if targets:
-            image = output_frame(decoded.frame, geometry)
+            image = output_frame(decoded.frame, geometry, scaler)
             for clip_number, position in targets:
                 buffers[clip_number][position] = image
                 remaining[clip_number] -= 1

@@ -82,10 +82,20 @@ def iter_frames(uri: str, *, threads: bool = True) -> Iterator[DecodedFrame]:
             index += 1
 
 
-def to_rgb(frame: Any, *, width: int | None = None, height: int | None = None, quarter_turns: int = 0) -> np.ndarray:
+def new_reformatter() -> Any:
+    """A reusable scaler. `VideoFrame.reformat` builds a new SwsContext for every frame, which
+    costs ~4x the scaling itself at analysis sizes; a shared reformatter caches it."""
+    from av.video.reformatter import VideoReformatter
+
+    return VideoReformatter()
+
+
+def to_rgb(frame: Any, *, width: int | None = None, height: int | None = None, quarter_turns: int = 0,
+           reformatter: Any = None) -> np.ndarray:
     """Convert to an upright RGB array. width/height are of the *stored* (unrotated) picture."""
     if width is not None and height is not None:
-        image = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+        scaler = reformatter if reformatter is not None else new_reformatter()
+        image = scaler.reformat(frame, width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
     else:
         image = frame.to_ndarray(format="rgb24")
     if quarter_turns:

@@ -78,6 +78,7 @@ class GenerateConfig(_Strict):
     passes: list[str] | None = None   # None: the passes each resolved clip asks for
     render_queue: int = Field(2, ge=1, description="clips queued per render actor (1 rendering + backlog)")
     client_idle_timeout_s: float = 30.0
+    client_connect_timeout_s: float = 5.0
     client_max_retries: int = Field(1, ge=0, description="in-clip reconnects by the gRPC client before the clip is retried")
     overwrite: bool = False
     progress: bool = True

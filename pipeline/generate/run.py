@@ -46,6 +46,8 @@ class GenerateResult:
     efficiency: float | None
     stage_busy_seconds: dict[str, float]
     cores: float
+    stream_seconds: float
+    startup_seconds: float
     shards: list[str]
     failed: dict[str, str] = field(default_factory=dict)   # key -> error
     server_restarts: int = 0
@@ -106,6 +108,7 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
     progress.refresh(advance=counts.skipped)
 
     stage_busy: dict[str, float] = {}
+    stream_seconds = startup_seconds = 0.0
     restarts = 0
     cores = 0.0
     started_ray = False
@@ -118,9 +121,14 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
             started_ray = _ensure_ray(config)
             import ray
 
-            cores = float(ray.cluster_resources().get("CPU", 1.0))
-            actors, clip_model = _start_stages(config, cores, emit)
+            cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
+            # efficiency is measured against real cores: a local Ray may declare more logical CPUs
+            cores = cluster_cpus if config.ray_address else min(cluster_cpus, float(os.cpu_count() or 1))
+            actors, clip_model = _start_stages(config, cluster_cpus, emit)
+            stream_started = time.perf_counter()
+            startup_seconds = stream_started - started
             _stream(todo, config, actors, writer, journal, progress, emit, failed)
+            stream_seconds = time.perf_counter() - stream_started
             stage_busy = _collect_busy(actors)
             restarts = sum(int(s.get("restarts", 0)) for s in _stats(actors["render"]))
     except KeyboardInterrupt:
@@ -137,7 +145,8 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
             ray.shutdown()
 
     wall = time.perf_counter() - started
-    efficiency = (sum(stage_busy.values()) / (wall * cores)) if stage_busy and cores else None
+    # efficiency of the streaming phase (stage start-up is reported separately as startup_seconds)
+    efficiency = (sum(stage_busy.values()) / (stream_seconds * cores)) if stage_busy and cores and stream_seconds else None
     if status == "interrupted":
         progress.console.print(summary_table(counts, wall_seconds=wall, efficiency=efficiency, out=str(layout.root),
                                              shards=len(layout.complete_shards()), status="interrupted"))
@@ -151,7 +160,7 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
     journal.remove()
     shards = [f"shards/{p.name}" for p in layout.complete_shards()]
     _write_provenance(layout, infos, config, counts, wall, clip_model, status="complete", rows=rows,
-                      efficiency=efficiency, stage_busy=stage_busy, cores=cores)
+                      efficiency=efficiency, stage_busy=stage_busy, cores=cores, stream_seconds=stream_seconds)
     sheet = _contact_sheet(layout)
     run_id = None
     if config.mlflow.enabled:
@@ -159,7 +168,8 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
     progress.console.print(summary_table(counts, wall_seconds=wall, efficiency=efficiency, out=str(layout.root),
                                          shards=len(shards), status=status))
     return GenerateResult(out=layout.root, status=status, counts=counts, wall_seconds=wall, efficiency=efficiency,
-                          stage_busy_seconds=stage_busy, cores=cores, shards=shards, failed=failed,
+                          stage_busy_seconds=stage_busy, cores=cores, stream_seconds=stream_seconds,
+                          startup_seconds=startup_seconds, shards=shards, failed=failed,
                           server_restarts=restarts, mlflow_run_id=run_id)
 
 
@@ -307,8 +317,30 @@ def _count_row(counts: RunCounts, row: dict[str, Any]) -> None:
 
 # -- stages ------------------------------------------------------------------------------------
 
+def _stage_cpus(config: GenerateConfig, render_actors: int) -> float:
+    res = config.resources
+    per_render = res.render_remote if config.endpoints else res.render_local
+    light = config.process_workers * res.process + (config.embed_workers * res.embed if config.clip.enabled else 0.0)
+    return render_actors * per_render + light
+
+
+def _render_actor_count(config: GenerateConfig, cpus: float) -> int:
+    """One actor per endpoint; else `workers`, or one procedural server per CPU the light stages leave."""
+    if config.endpoints:
+        return len(config.endpoints)
+    if config.workers:
+        return config.workers
+    light = _stage_cpus(config, 0)
+    return max(1, int((cpus - light) // config.resources.render_local))
+
+
 def _ensure_ray(config: GenerateConfig) -> bool:
-    """Connect to `ray_address`, reuse a running Ray (tests), or start a local one. True if we started it."""
+    """Connect to `ray_address`, reuse a running Ray (tests), or start a local one. True if we started it.
+
+    A local Ray gets `local_ray_cpus` (default: the machine's cores) logical CPUs, raised to what
+    the stages declare when `--workers` asks for more render servers than that: the user chose
+    to oversubscribe, and a stage that cannot be scheduled would wait forever.
+    """
     import ray
 
     if ray.is_initialized():
@@ -317,9 +349,26 @@ def _ensure_ray(config: GenerateConfig) -> bool:
     if config.ray_address:
         ray.init(address=config.ray_address, log_to_driver=False, configure_logging=False)
     else:
-        ray.init(num_cpus=config.local_ray_cpus or os.cpu_count() or 1, include_dashboard=False,
+        cpus = float(config.local_ray_cpus or os.cpu_count() or 1)
+        needed = _stage_cpus(config, _render_actor_count(config, cpus))
+        ray.init(num_cpus=max(cpus, float(np.ceil(needed))), include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     return True
+
+
+def _check_fits(config: GenerateConfig, render_actors: int) -> None:
+    """Fail in one line instead of waiting forever for CPUs the cluster does not have."""
+    import ray
+
+    from pipeline.errors import UserError
+
+    needed = _stage_cpus(config, render_actors)
+    available = float(ray.available_resources().get("CPU", 0.0))
+    if needed > available + 1e-9:
+        raise UserError(
+            f"generate: the stages need {needed:g} CPUs ({render_actors} render actors) but Ray has {available:g} free",
+            hint="lower --workers, or the resources.* CPUs in the --config file, or add nodes to the cluster",
+        )
 
 
 def _start_stages(config: GenerateConfig, cores: float, emit: EventHook) -> tuple[dict[str, list[Any]], dict[str, Any]]:
@@ -328,16 +377,14 @@ def _start_stages(config: GenerateConfig, cores: float, emit: EventHook) -> tupl
     from pipeline.generate.stages import remote_embed, remote_process, remote_render
 
     res = config.resources
-    light = config.process_workers * res.process + (config.embed_workers * res.embed if config.clip.enabled else 0.0)
-    endpoints: list[str | None] = list(config.endpoints)
-    if not endpoints:
-        workers = config.workers or max(1, int((cores - light) // res.render_local))
-        endpoints = [None] * workers
+    endpoints: list[str | None] = list(config.endpoints) or [None] * _render_actor_count(config, cores)
+    _check_fits(config, len(endpoints))
     render_cls = remote_render(res.render_local)
     remote_cls = remote_render(res.render_remote)
     renderers = [
         (render_cls if endpoint is None else remote_cls).remote(
             endpoint, idle_timeout=config.client_idle_timeout_s, max_retries=config.client_max_retries,
+            connect_timeout=config.client_connect_timeout_s,
             passes=config.passes)
         for endpoint in endpoints
     ]
@@ -409,7 +456,7 @@ def _previous_rows(layout: DatasetLayout) -> dict[str, dict[str, Any]]:
 def _write_provenance(layout: DatasetLayout, infos: list[ManifestInfo], config: GenerateConfig, counts: RunCounts,
                       wall: float, clip_model: dict[str, Any], *, status: str, rows: dict[str, dict] | None = None,
                       efficiency: float | None = None, stage_busy: dict[str, float] | None = None,
-                      cores: float = 0.0) -> None:
+                      cores: float = 0.0, stream_seconds: float = 0.0) -> None:
     totals = {"requested": counts.requested, "kept": counts.kept, "rejected": counts.rejected, "failed": counts.failed}
     rejects = dict(counts.rejects_by_reason)
     if rows is not None:
@@ -436,7 +483,8 @@ def _write_provenance(layout: DatasetLayout, infos: list[ManifestInfo], config: 
                      "clips_per_min": round(counts.rendered / wall * 60, 3) if wall else 0.0,
                      "frames_per_s": round(counts.frames / wall, 3) if wall else 0.0,
                      "efficiency": None if efficiency is None else round(efficiency, 4),
-                     "stage_busy_s": {k: round(v, 3) for k, v in (stage_busy or {}).items()}, "cores": cores},
+                     "stage_busy_s": {k: round(v, 3) for k, v in (stage_busy or {}).items()}, "cores": cores,
+                     "stream_s": round(stream_seconds, 3)},
     })
 
 

@@ -26,7 +26,7 @@ class RenderStage:
     """One render endpoint. With no endpoint it owns a procedural server subprocess, which it
     restarts when it finds it dead (a crashed engine), so retried clips land on a live server."""
 
-    def __init__(self, endpoint: str | None, *, idle_timeout: float, max_retries: int,
+    def __init__(self, endpoint: str | None, *, idle_timeout: float, max_retries: int, connect_timeout: float,
                  passes: list[str] | None) -> None:
         from unreal_bridge.client import RenderClient
 
@@ -39,7 +39,7 @@ class RenderStage:
         self.endpoint = endpoint
         self.passes = passes
         self.client = RenderClient(endpoint, idle_timeout=idle_timeout, max_retries=max_retries,
-                                   connect_timeout=5.0, initial_backoff=0.1, max_backoff=1.0)
+                                   connect_timeout=connect_timeout, initial_backoff=0.1, max_backoff=1.0)
         self.busy_seconds = 0.0
         self.frames = 0
         self.restarts = 0

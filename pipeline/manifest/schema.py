@@ -225,7 +225,7 @@ class Camera(StrictModel):
     near_m: float = Field(default=0.05, gt=0.0, le=10.0)
     far_m: float = Field(default=500.0, gt=1.0, le=100_000.0, description="sky depth; depth never exceeds it")
     orbit_target: list[float] | None = Field(default=None, min_length=3, max_length=3, description="orbit rig: the point looked at")
-    vehicle_model: str = Field(default="racecar", pattern=r"^[A-Za-z0-9_./\-]+$", description="vehicle rig: pybullet_data model name")
+    vehicle_model: str = Field(default="sedan", pattern=r"^[A-Za-z0-9_./\-]+$", description="vehicle rig: sedan (built from primitives, drives straight), racecar or husky (pybullet_data)")
 
 
 # --------------------------------------------------------------------------- motion

@@ -27,7 +27,7 @@ POSE_ATOL_M = 1e-3  # 1 mm: far below one frame of motion, far above float round
 ROTATION_ATOL = 1e-4
 HANDOVER_S = 15.0  # how long a server may take to notice a cancelled stream
 # Accepted sim_time of frame 0, in steps (see the `sim_time` rule and docs/requests/unreal.md).
-SIM_TIME_ORIGINS = (0, 1)
+SIM_TIME_ORIGINS = (0,)  # frame i is at i * step (render.proto, docs/architecture.md)
 
 
 def canonical_sha256(clip: dict) -> str:
@@ -354,9 +354,7 @@ def camera_state(ctx: CheckContext) -> str:
 def sim_time(ctx: CheckContext) -> str:
     """Fixed step: frame i is simulated at origin + i * step, the same in every call.
 
-    render.proto says "seconds since the first rendered frame", i.e. origin 0; an origin of one
-    step (frame 0 is one step after the start pose, since action[0] leads to frame 0) is also
-    accepted until the contract pins one (see SIM_TIME_ORIGINS).
+    render.proto says "seconds since the first rendered frame", i.e. origin 0 (SIM_TIME_ORIGINS).
     """
     ctx.require("frame_sequence")
     step = float((ctx.clip.get("simulation") or {}).get("step") or 1.0 / ctx.session.fps)

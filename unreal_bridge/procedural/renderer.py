@@ -66,12 +66,16 @@ class PassRenderer:
         self.terrain_tint = terrain_tint
         self.road_grid = road_grid
         self.lighting = envmod.lighting_for(environment, shadows=shadows, extra_ambient=extra_ambient)
+        # Lit windows are a light source: only when the manifest leaves ambient light to the
+        # renderer (`environment.ambient: 0` means no light at all, and renders black at night).
+        self.window_glow = 0.0 if extra_ambient is not None else 1.0 - environment.daylight
         self.sky = envmod.sky_colors(environment)
         self._projection = projection_matrix(camera.K, camera.width, camera.height, camera.near, camera.far)
         self._rays = camera_rays(camera.K, camera.width, camera.height)  # (H, W, 3), z = 1
         self._ray_norm = np.linalg.norm(self._rays, axis=-1).astype(np.float32)  # planar z -> distance
         self._unit_rays = (self._rays / self._ray_norm[..., None]).astype(np.float32)
-        self._ground_codes = [CLASS_CODES[name] for name in GROUND_CLASSES]
+        self._is_ground = np.zeros(max(CLASS_CODES.values()) + 1, dtype=bool)  # class code -> ground?
+        self._is_ground[[CLASS_CODES[name] for name in GROUND_CLASSES]] = True
 
     def render(
         self, camera_to_world: np.ndarray, *, passes: tuple[str, ...] = ALL_PASSES, rain_rng: np.random.Generator | None = None
@@ -114,7 +118,7 @@ class PassRenderer:
         world_dirs = self._unit_rays @ rotation.T  # (H, W, 3) unit directions in the world
         distance = depth * self._ray_norm  # (H, W) metres along the ray
         classes = segmentation // INSTANCES_PER_CLASS
-        ground = np.isin(classes, self._ground_codes)
+        ground = self._is_ground[classes]
 
         if ground.any():
             # World-space texture on the ground so that camera motion is visible in the pixels.
@@ -154,8 +158,20 @@ class PassRenderer:
             glass = np.float32(0.3) * colours[windows] + np.float32(0.22) * self.sky.horizon.astype(np.float32) * np.array(
                 [0.8, 0.9, 1.0], dtype=np.float32
             )
+            if self.window_glow > 0.0:
+                glass = self._light_windows(glass, points[windows], instance[windows])
             colours[windows] = glass
             rgb[buildings] = colours
+
+    def _light_windows(self, glass: np.ndarray, points: np.ndarray, instance: np.ndarray) -> np.ndarray:
+        """After dusk about 40 % of windows glow warm; which ones is a seeded function of the
+        building, floor and window column, so a window stays lit (or dark) as the camera moves."""
+        floor = np.floor((points[:, 2] - 0.15) / 3.2)
+        column = np.floor((points[:, 0] + points[:, 1]) / 2.6)
+        lit = self.noise.table[(instance * 7 + floor.astype(np.int64)) & 255, column.astype(np.int64) & 255] > 0.6
+        warm = np.array([1.0, 0.78, 0.45], dtype=np.float32) * np.float32(0.85 * self.window_glow)
+        glass[lit] = glass[lit] + warm
+        return glass
 
     def _paint_lane_markings(self, colours: np.ndarray, points: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Dashed white centre lines on a road grid (lines on multiples of `pitch`), none in crossings."""

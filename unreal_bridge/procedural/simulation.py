@@ -133,7 +133,8 @@ class ClipSimulation:
                 ground_z = base[2]
             else:
                 raise UserError(f"camera.rig: {self.rig_name!r} is unknown", hint="use first_person, vehicle, orbit or fixed")
-            ctx = WorldContext(path_xy=np.vstack([np.array([base[:2]]), path_xy]), ground_z=ground_z)
+            ctx = WorldContext(path_xy=np.vstack([np.array([base[:2]]), path_xy]), ground_z=ground_z,
+                               frame_count=self.frame_count)
             self.world = build_world(self.client, _require(clip, "world"), self.world_seed, ctx)
 
             if self.rig_name == "vehicle":
@@ -182,8 +183,8 @@ class ClipSimulation:
         return frame
 
     def sim_time(self, frame: int) -> float:
-        """Seconds since the end of warm-up at which frame `frame` is captured."""
-        return (frame + 1) * self.step
+        """Seconds since the first rendered frame (warm-up excluded), as render.proto states."""
+        return frame * self.step
 
     def camera_pose(self, frame: int) -> np.ndarray:
         return self.rig.pose(frame)

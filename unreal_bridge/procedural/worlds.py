@@ -32,6 +32,7 @@ class WorldContext:
 
     path_xy: np.ndarray  # (N, 2) world xy the rig base visits (at least the start)
     ground_z: float  # ground level under the rig base at the start
+    frame_count: int = 48  # rendered frames, so timed events can spread over the clip
 
 
 def _jitter(rng: np.random.Generator, rgb: tuple[float, float, float], amount: float) -> list[float]:
@@ -276,8 +277,9 @@ def build_physics_sandbox(builder: SceneBuilder, params: dict, rng: np.random.Ge
         colour_base = (0.8, 0.35, 0.15) if s % 2 == 0 else (0.2, 0.45, 0.75)
         for level in range(int(params.get("stack_height", 4))):
             jitter = rng.uniform(-0.02, 0.02, size=2)
+            shade = 1.0 if level % 2 == 0 else 0.7  # alternate shades so the courses read as blocks
             uid = builder.box([0.15, 0.15, 0.15], [sx + jitter[0], sy + jitter[1], 0.15 + 0.302 * level],
-                              _jitter(rng, colour_base, 0.1), "prop", mass=0.5)
+                              _jitter(rng, tuple(c * shade for c in colour_base), 0.1), "prop", mass=0.5)
             p.changeDynamics(uid, -1, **friction)
 
     # A ramp for rolling objects, launched at seeded frames from its top.
@@ -286,7 +288,7 @@ def build_physics_sandbox(builder: SceneBuilder, params: dict, rng: np.random.Ge
         tilt = -0.28  # the +x end is high: balls roll from x = 3.4 towards the origin
         ramp_quat = p.getQuaternionFromEuler([0.0, tilt, 0.0])
         builder.box([1.0, 0.5, 0.05], [2.6, 0.0, 0.35], [0.55, 0.45, 0.35, 1.0], "prop", orientation=ramp_quat)
-        launches = sorted(int(v) for v in rng.integers(0, 40, size=rolling))
+        launches = sorted(int(v) for v in rng.integers(0, max(8, int(ctx.frame_count * 0.8)), size=rolling))
         roller_specs = [(float(rng.uniform(0.08, 0.16)), _jitter(rng, (0.2, 0.7, 0.3), 0.3), float(rng.uniform(-0.3, 0.3))) for _ in range(rolling)]
 
         def launch_rollers(frame: int) -> None:
@@ -300,7 +302,7 @@ def build_physics_sandbox(builder: SceneBuilder, params: dict, rng: np.random.Ge
     # Falling objects dropped from 3-5 m at seeded frames.
     falling = int(params.get("falling_objects", 4))
     if falling:
-        drops = sorted(int(v) for v in rng.integers(0, 48, size=falling))
+        drops = sorted(int(v) for v in rng.integers(0, max(8, ctx.frame_count), size=falling))
         drop_specs = []
         for _ in range(falling):
             kind = int(rng.integers(3))
