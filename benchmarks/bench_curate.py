@@ -71,7 +71,7 @@ def bench_curate(folder: Path, cpus: int) -> None:
     from pipeline.curate.config import CurateConfig
     from pipeline.curate.run import run_curate
 
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     inputs = [str(folder / name) for name in VIDEOS]
     scratch = Path(tempfile.mkdtemp(prefix="bench_curate_"))
     try:

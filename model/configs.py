@@ -50,7 +50,7 @@ class VAEConfig:
         if video_frames < 1 or (video_frames - 1) % tc != 0:
             raise UserError(
                 f"frames={video_frames}: the causal VAE needs 1 + {tc}*k frames "
-                f"(e.g. {1 + tc * max(1, (video_frames - 1) // tc)}); set frames accordingly"
+                f"(nearest: {1 + tc * max(1, round((video_frames - 1) / tc))}); set frames accordingly"
             )
         return 1 + (video_frames - 1) // tc
 

@@ -54,6 +54,7 @@ class StepCost:
     text_tokens: int
     latent_shape: tuple[int, int, int, int]
     forward_flops: float
+    attention_flops: float
     step_flops: float
     attention_fraction: float
     trainable_params: int
@@ -73,13 +74,16 @@ class StepCost:
 
 def training_step_cost(config: WorldModelConfig, trainable_params: int, frozen_params: int,
                        frames: int, height: int, width: int, batch: int = 1,
-                       activation_bytes_per_value: int = 2) -> StepCost:
+                       activation_bytes_per_value: int = 2, text_width: int | None = None) -> StepCost:
+    """Analytic cost of one world-model training step (text tower and VAE excluded: the text is
+    encoded once per caption and the latents are precomputed)."""
     dit = config.dit
     latent_shape = config.latent_shape(frames, height, width)
     channels, latent_frames, h, w = latent_shape
     _, ph, pw = dit.patch_size
     tokens = latent_frames * (h // ph) * (w // pw)
     text_tokens = dit.text.context_length
+    text_width = dit.text.width if text_width is None else text_width
     d, inner, hidden = dit.width, dit.inner_dim, dit.swiglu_hidden
     per_block_linear_macs = tokens * (4 * d * inner      # self-attention q, k, v, out
                                       + 2 * d * inner    # cross-attention q, out
@@ -88,14 +92,21 @@ def training_step_cost(config: WorldModelConfig, trainable_params: int, frozen_p
     maps = 4 * dit.heads * dit.head_dim  # four stacked maps of width dh per differential head
     per_block_attention_macs = 2 * maps * tokens * tokens + 2 * maps * tokens * text_tokens
     patch_volume = ph * pw
-    io_macs = tokens * (patch_volume * channels * d * 2 + (patch_volume * 6 * d if dit.camera else 0))
-    forward_macs = dit.depth * (per_block_linear_macs + per_block_attention_macs) + io_macs
+    io_macs = tokens * (patch_volume * channels * d                 # patch embedding
+                        + d * patch_volume * channels               # final projection
+                        + (patch_volume * 6 * d if dit.camera else 0))  # Plücker patch embedding
+    tc = config.vae.temporal_compression
+    conditioning_macs = latent_frames * (dit.timestep_dim * d + d * d      # timestep MLP
+                                         + dit.action_dim * tc * d + d * d  # action MLP
+                                         + 6 * d * d)                       # shared adaLN-single
+    conditioning_macs += text_tokens * (text_width + d) * d                 # text projection
+    forward_macs = dit.depth * (per_block_linear_macs + per_block_attention_macs) + io_macs + conditioning_macs
     forward_flops = 2.0 * forward_macs * batch
     attention_flops = 2.0 * dit.depth * per_block_attention_macs * batch
     values = ACTIVATION_VALUES_PER_TOKEN_PER_BLOCK * d * tokens * batch
     return StepCost(
         tokens=tokens, text_tokens=text_tokens, latent_shape=latent_shape,
-        forward_flops=forward_flops, step_flops=3.0 * forward_flops,
+        forward_flops=forward_flops, attention_flops=attention_flops, step_flops=3.0 * forward_flops,
         attention_fraction=attention_flops / forward_flops,
         trainable_params=trainable_params, frozen_params=frozen_params,
         optimizer_bytes=16 * trainable_params + 2 * frozen_params,

@@ -55,10 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as error:
         click.secho(f"error: {error.one_line()}", fg="red", err=True)
         sys.exit(error.exit_code)
-    except click.exceptions.Abort:
-        click.secho("aborted", fg="red", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # click turns Ctrl-C into Abort when it is not in standalone mode.
         click.secho("interrupted; completed work is kept, re-run the same command to resume", fg="yellow", err=True)
         sys.exit(130)
     except click.ClickException as error:

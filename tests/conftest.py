@@ -31,13 +31,14 @@ def realfootage() -> Path:
 def ray_session():
     """A local Ray instance shared by every test that needs Ray.
 
-    Four logical CPUs on a 2-core machine, so that two training workers and a data stage can
+    `address="local"` always starts this session's own instance instead of joining a Ray that
+    happens to run on the machine. Four logical CPUs on a 2-core machine, so that two training workers and a data stage can
     be scheduled at once (see docs/architecture.md, "Ray on small machines").
     """
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     # Shut down at session end only; tests must not call ray.shutdown() themselves.
     ray.shutdown()

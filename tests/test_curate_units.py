@@ -138,3 +138,34 @@ def test_a_failing_task_is_retried_then_recorded_as_failed(tmp_path, ray_session
     (broken / "work").write_text("a file where the staging folder should be")  # every stage attempt fails
     failures = _process_pending([str(video)], broken, small_config(), show_progress=False, num_cpus=None)
     assert list(failures) == [str(video)] and "attempts=3" in failures[str(video)]
+
+
+@pytest.mark.timeout(300)
+def test_optional_quality_rejection_and_dedupe_among_survivors(tmp_path, ray_session):
+    from pipeline.curate.config import FilterConfig
+    from pipeline.curate.run import run_curate
+    from pipeline.shards import read_index, verify_dataset
+
+    moving, _ = concatenate_with_cuts([24], seed=21)
+    write_video(tmp_path / "moving.mp4", moving)
+    write_video(tmp_path / "black.mp4", np.zeros((24, 96, 160, 3), np.uint8))
+    config = small_config().model_copy(update={"filters": FilterConfig(reject_low_quality=True)})
+    run_curate([str(tmp_path / "moving.mp4"), str(tmp_path / "black.mp4")], tmp_path / "out", config, show_progress=False)
+    assert verify_dataset(tmp_path / "out").ok
+    index = read_index(tmp_path / "out" / "index.parquet").set_index("scene")
+    assert index.loc["moving", "status"] == "kept"
+    assert index.loc["black", "status"] == "rejected" and "black" in index.loc["black", "reason"].split(",")
+    assert index.loc["black", "black_fraction"] == 1.0
+
+
+def test_missing_model_files_fail_before_any_work(tmp_path):
+    from pipeline.curate.config import ModelConfig
+    from pipeline.curate.run import run_curate
+
+    frames, _ = concatenate_with_cuts([20], seed=4)
+    video = write_video(tmp_path / "ok.mp4", frames)
+    for field_name in ("clip_weights", "aesthetic_head", "coca_weights"):
+        config = small_config().model_copy(update={"models": ModelConfig(**{field_name: str(tmp_path / "none.pt")})})
+        with pytest.raises(UserError, match=f"models.{field_name}"):
+            run_curate([str(video)], tmp_path / "out", config, show_progress=False)
+        assert not (tmp_path / "out").exists()

@@ -37,7 +37,7 @@ def test_tiny_model_overfits_one_batch() -> None:
         optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-3, weight_decay=0.0)
         generator = torch.Generator()
         losses = []
-        for _ in range(150):
+        for _ in range(100):
             generator.manual_seed(1234)  # one batch: the same clips, noise and timesteps every step
             loss, _ = model.training_loss(latents, text_emb=text, text_mask=mask, actions=actions,
                                           generator=generator)

@@ -15,6 +15,15 @@ from model.world_model import WorldModel
 from pipeline.errors import UserError
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one thread avoids OpenMP contention on the shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny() -> WorldModel:
     torch.manual_seed(0)

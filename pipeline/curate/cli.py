@@ -28,9 +28,11 @@ def _reasons(counts: dict[str, int]) -> str:
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="dataset folder to write")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="curate YAML (see docs/curate.md)")
 @click.option("--domain", default="real", show_default=True, help="domain tag written to every clip (e.g. dashcam, drone)")
-@click.option("--workers", type=int, default=None, help="CPUs for Ray when it is not running yet (default: all)")
+@click.option("--workers", type=int, default=None, help="CPUs of the local Ray instance curate starts (default: all)")
+@click.option("--ray-address", default=None, help="join this Ray cluster instead of starting a local instance")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def curate(inputs: tuple[str, ...], out: Path, config_path: Path | None, domain: str, workers: int | None, quiet: bool) -> None:
+def curate(inputs: tuple[str, ...], out: Path, config_path: Path | None, domain: str, workers: int | None,
+           ray_address: str | None, quiet: bool) -> None:
     """Curate real footage (files, folders, .txt lists, .parquet of paths/URIs) into shards."""
     import re
 
@@ -41,15 +43,19 @@ def curate(inputs: tuple[str, ...], out: Path, config_path: Path | None, domain:
     if not re.fullmatch(r"[a-z0-9_]+", domain):
         raise UserError(f"--domain {domain!r}: must match [a-z0-9_]+", hint="e.g. --domain dashcam")
     config = load_config(config_path)
-    summary = run_curate(list(inputs), out, config, domain=domain, show_progress=not quiet, num_cpus=workers)
+    summary = run_curate(list(inputs), out, config, domain=domain, show_progress=not quiet, num_cpus=workers,
+                         ray_address=ray_address)
+    if summary.already_complete:
+        click.echo(f"{out} already holds this dataset (same inputs and config): nothing to do")
     _print_summary("worldloom curate", [
-        ("inputs", f"{summary.inputs} ({summary.processed_now} processed now, the rest resumed)"),
+        ("inputs", f"{summary.inputs} ({summary.processed_now} processed now, {summary.inputs - summary.processed_now} done earlier)"),
         ("inputs rejected", _reasons(summary.inputs_rejected)),
         ("inputs failed", str(summary.inputs_failed)),
         ("clips", f"{summary.clips} ({summary.kept} kept)"),
         ("clips rejected", _reasons(summary.rejected_by_reason)),
         ("shards", str(summary.shards)),
-        ("throughput", f"{summary.video_seconds:.1f} video-s in {summary.wall_s:.1f} s = {summary.video_seconds_per_wall_second:.2f} video-s per s"),
+        ("throughput", "-" if summary.already_complete else
+         f"{summary.video_seconds:.1f} video-s in {summary.wall_s:.1f} s = {summary.video_seconds_per_wall_second:.2f} video-s per s"),
         ("output", str(out)),
     ])
 
@@ -58,8 +64,7 @@ def curate(inputs: tuple[str, ...], out: Path, config_path: Path | None, domain:
 @click.argument("dataset", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--where", "where", required=True, help='filter on index columns, e.g. "motion > 0.3 and aesthetic >= 4.5"')
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--include-rejected", is_flag=True, help="also consider clips the source rejected (e.g. to undo a dedupe threshold); only those still in shards can be copied")
-def select(dataset: Path, where: str, out: Path, include_rejected: bool) -> None:
+def select(dataset: Path, where: str, out: Path) -> None:
     """Re-shard the clips of DATASET matching --where, without re-running any model."""
     from pipeline.curate.select import run_select
 

@@ -114,12 +114,18 @@ class Models:
 
 
 @lru_cache(maxsize=2)
-def _cached_models(config_json: str, with_clip: bool) -> Models:
-    return Models(CurateConfig.model_validate_json(config_json), with_clip)
+def _cached_models(models_json: str, frames_sampled: int, seed: int, with_clip: bool) -> Models:
+    from pipeline.curate.config import ModelConfig, RunConfig, ScoreConfig
+
+    config = CurateConfig(models=ModelConfig.model_validate_json(models_json),
+                          scores=ScoreConfig(frames_sampled=frames_sampled), run=RunConfig(seed=seed))
+    return Models(config, with_clip)
 
 
 def models_for(config: CurateConfig, with_clip: bool = True) -> Models:
-    return _cached_models(config.model_dump_json(), with_clip)
+    """Models for this worker process, keyed only by what changes them (a new threshold or
+    output size does not rebuild CLIP)."""
+    return _cached_models(config.models.model_dump_json(), config.scores.frames_sampled, config.run.seed, with_clip)
 
 
 def process_input(uri: str, config: CurateConfig, *, with_clip: bool = True) -> InputResult:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.curate.config import OutputConfig
-from pipeline.curate.plan import ClipPlan, frame_end_times
+from pipeline.curate.plan import ClipPlan
 from pipeline.curate.video import iter_frames, new_reformatter, rotation_quarter_turns, to_rgb
 
 

@@ -34,7 +34,13 @@ def generate(manifests: tuple[Path, ...], out: Path, config_path: Path | None, r
         config.mlflow.enabled = False
     if no_progress:
         config.progress = False
-    result = run_generate(list(manifests), config)
+    try:
+        result = run_generate(list(manifests), config)
+    except KeyboardInterrupt:
+        # click turns KeyboardInterrupt into a bare "aborted"; say what happened to the work
+        click.secho(f"interrupted: completed clips are kept in {out}; re-run the same command to resume "
+                    "(--overwrite starts fresh)", fg="yellow", err=True)
+        sys.exit(130)
     if result.failed:
         click.secho(f"{len(result.failed)} clip(s) failed after {config.retries} retries; they are in "
                     f"{result.out}/index.parquet with status=failed and re-running the command retries them:", fg="red", err=True)

@@ -65,16 +65,11 @@ def encode_settings_for(clip: dict[str, Any], crf: int | None, gop: int | None, 
 
 
 def caption_for(clip: dict[str, Any], payload: RenderedPayload) -> str:
-    """Grounded caption from the manifest helper's `caption_clip` (resolved clip + rollout)."""
-    try:
-        from pipeline.caption import caption_clip
-    except ImportError:  # the caption module (manifest area) is not in this tree yet
-        world = clip.get("world", {})
-        return f"synthetic {world.get('generator', world.get('level', 'scene'))} clip, scene {clip.get('scene', '')}"
-    try:
-        return str(caption_clip(clip, actions=payload.actions, poses=payload.camera_to_world))
-    except TypeError:
-        return str(caption_clip(clip))
+    """Grounded caption (manifest area's `caption_clip`): the resolved clip plus the poses and
+    actions the renderer actually reported."""
+    from pipeline.caption import caption_clip
+
+    return str(caption_clip(clip, actions=payload.actions, poses=payload.camera_to_world))
 
 
 def process_clip(payload: RenderedPayload, settings: EncodeSettings,

@@ -351,7 +351,8 @@ def _ensure_ray(config: GenerateConfig) -> bool:
     else:
         cpus = float(config.local_ray_cpus or os.cpu_count() or 1)
         needed = _stage_cpus(config, _render_actor_count(config, cpus))
-        ray.init(num_cpus=max(cpus, float(np.ceil(needed))), include_dashboard=False,
+        # address="local": never attach to some other Ray that happens to run on this machine
+        ray.init(address="local", num_cpus=max(cpus, float(np.ceil(needed))), include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     return True
 

@@ -1,0 +1,58 @@
+"""Pieces of generate that need no Ray: CLIP embedder, config, task expansion."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.errors import UserError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "manifests" / "examples"
+
+
+def test_random_clip_embedder_is_deterministic_and_normalised() -> None:
+    from pipeline.embed import ClipEmbedder, EmbedSettings
+
+    frames = np.random.default_rng(0).integers(0, 255, size=(5, 36, 64, 3), dtype=np.uint8)
+    first = ClipEmbedder(EmbedSettings(model="ViT-S-32", frames=3))
+    vector = first.embed_clip(frames)
+    assert vector.shape == (384,) and vector.dtype == np.float32
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+    again = ClipEmbedder(EmbedSettings(model="ViT-S-32", frames=3)).embed_clip(frames)
+    assert np.array_equal(vector, again)
+    assert first.embed_text(["a walk in a forest", "a city street"]).shape == (2, 384)
+    assert -1.0 <= first.text_similarity(vector, "a walk") <= 1.0
+    assert first.describe()["weights"] == "random-init(seed=0)"
+
+
+def test_clip_weights_path_must_exist(tmp_path: Path) -> None:
+    from pipeline.embed import ClipEmbedder, EmbedSettings
+
+    with pytest.raises(UserError, match="clip.weights"):
+        ClipEmbedder(EmbedSettings(model="ViT-S-32", weights=str(tmp_path / "missing.bin")))
+
+
+def test_tasks_are_in_key_order_and_duplicates_are_refused() -> None:
+    from pipeline.generate.tasks import expand_manifests
+
+    tasks, infos = expand_manifests([EXAMPLES / "static_empty.yaml", EXAMPLES / "quickstart.yaml"])
+    keys = [task.key for task in tasks]
+    assert keys == sorted(keys) and [task.order for task in tasks] == list(range(len(tasks)))
+    assert all(key.startswith(info.sha256[:12]) for info in infos for key in info.resolved)
+    with pytest.raises(UserError, match="also produced by"):
+        expand_manifests([EXAMPLES / "quickstart.yaml", EXAMPLES / "quickstart.yaml"])
+
+
+def test_config_overrides_and_errors(tmp_path: Path) -> None:
+    from pipeline.generate import load_config
+
+    cfg = tmp_path / "gen.yaml"
+    cfg.write_text("workers: 3\nthresholds: {max_black_fraction: 0.9}\n")
+    config = load_config(cfg, {"workers": 1, "out": "x", "endpoints": None})
+    assert config.workers == 1 and config.thresholds.to_thresholds().max_black_fraction == 0.9
+    with pytest.raises(UserError, match="endpoints"):
+        load_config(None, {"endpoints": ["nohostport"]})
+    cfg.write_text("thresholds: {max_blak_fraction: 0.9}\n")
+    with pytest.raises(UserError, match="thresholds.max_blak_fraction"):
+        load_config(cfg)
