@@ -50,6 +50,27 @@ class TwoCallDifferential(DifferentialAttention):
         return (o1.float() - self.lambda_value() * o2.float()).to(q.dtype)
 
 
+class FlexDifferential(DifferentialAttention):
+    """Same maths with FlexAttention: two calls with the wide V (flex accepts a V head width
+    different from Q/K); compiled, which on CPU goes through the C++ compiler."""
+
+    _flex = None
+
+    def attend(self, q, k, v, mask):
+        from torch.nn.attention.flex_attention import flex_attention
+
+        if FlexDifferential._flex is None:
+            FlexDifferential._flex = torch.compile(flex_attention, dynamic=False)
+        b, _, n, dh = q.shape
+        m = k.shape[2]
+        q = q.view(b, self.heads, 2, n, dh)
+        k = k.view(b, self.heads, 2, m, dh)
+        wide_v = v.view(b, self.heads, 2, m, dh).transpose(2, 3).reshape(b, self.heads, m, 2 * dh)
+        o1 = FlexDifferential._flex(q[:, :, 0].contiguous(), k[:, :, 0].contiguous(), wide_v)
+        o2 = FlexDifferential._flex(q[:, :, 1].contiguous(), k[:, :, 1].contiguous(), wide_v)
+        return (o1.float() - self.lambda_value() * o2.float()).to(q.dtype)
+
+
 def time_forward_backward(modules: list[nn.Module], tokens: int, width: int, repeats: int) -> list[float]:
     """Best-of-`repeats` seconds per module; the modules alternate within each round so that
     load from other processes on a shared machine hits them alike."""
@@ -64,6 +85,15 @@ def time_forward_backward(modules: list[nn.Module], tokens: int, width: int, rep
     return best
 
 
+def _flex_trains_here(tokens: int, width: int, flex: nn.Module) -> bool:
+    try:
+        flex(torch.randn(1, 128, width, requires_grad=True)).sum().backward()
+        return True
+    except NotImplementedError as error:  # torch 2.14 on CPU: "does not support backward on CPU"
+        print(f"flex attention skipped: {error}")
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, nargs="+", default=[4096, 16384])
@@ -71,6 +101,7 @@ def main() -> None:
     parser.add_argument("--head-dim", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--two-call", action="store_true", help="also time the two-call wide-V variant")
+    parser.add_argument("--flex", action="store_true", help="also time a FlexAttention (compiled) variant")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
@@ -80,6 +111,7 @@ def main() -> None:
     standard = StandardAttention(args.width, 2 * heads)
     differential = DifferentialAttention(args.width, heads, args.head_dim, layer_index=1, qk_norm=False)
     two_call = TwoCallDifferential(args.width, heads, args.head_dim, layer_index=1, qk_norm=False)
+    flex = FlexDifferential(args.width, heads, args.head_dim, layer_index=1, qk_norm=False)
     params = [sum(p.numel() for p in m.parameters()) for m in (standard, differential)]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
     print(f"width {args.width}: standard {2 * heads} heads x {args.head_dim} ({params[0]:,} params), "
@@ -87,13 +119,16 @@ def main() -> None:
           f"lambda/norm)")
     for tokens in args.tokens:
         repeats = args.repeats if tokens <= 4096 else 1
-        modules = [standard, differential] + ([two_call] if args.two_call else [])
+        use_flex = args.flex and _flex_trains_here(tokens, args.width, flex)
+        modules = [standard, differential] + ([two_call] if args.two_call else []) + ([flex] if use_flex else [])
         times = time_forward_backward(modules, tokens, args.width, repeats)
         base, fused = times[0], times[1]
         line = (f"tokens {tokens:>6}: standard {base:.3f} s, differential (4 maps, 1 SDPA) {fused:.3f} s "
                 f"-> ratio {fused / base:.2f}")
         if args.two_call:
             line += f"; two calls wide V {times[2]:.3f} s -> ratio {times[2] / base:.2f}"
+        if use_flex:
+            line += f"; flex (compiled, wide V) {times[-1]:.3f} s -> ratio {times[-1] / base:.2f}"
         print(line, flush=True)
 
 

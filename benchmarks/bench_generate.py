@@ -4,7 +4,9 @@ For each resolution: a serial baseline in this process (one procedural server, r
 encode/score/caption -> CLIP embed, one clip after the other, no Ray) and the Ray pipeline
 (`run_generate`, local Ray, procedural servers started by generate). Prints clips/min for
 both, their ratio, and the pipeline's efficiency = sum of stage busy time / (streaming wall
-time x cores). Stage start-up (Ray, servers, model) is reported separately.
+time x cores), with busy time measured as CPU seconds (render servers included) and, for
+comparison, as wall seconds inside stage calls (which over-counts when cores are oversubscribed).
+Stage start-up (Ray, servers, model) is reported separately.
 
     .venv/bin/python benchmarks/bench_generate.py [--clips 8] [--frames 16] [--workers 2]
 """
@@ -85,10 +87,14 @@ def main() -> None:
             streaming = result.counts.rendered / result.stream_seconds * 60.0
             end_to_end = result.counts.rendered / result.wall_seconds * 60.0
             busy = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_busy_seconds.items())
+            cpu = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_cpu_seconds.items())
             print(f"{size}: serial baseline {baseline:.1f} clips/min | pipeline streaming {streaming:.1f} clips/min "
                   f"(ratio {streaming / baseline:.2f}x) | end-to-end incl. start-up {end_to_end:.1f} clips/min "
-                  f"(start-up {result.startup_seconds:.1f}s) | efficiency {result.efficiency:.2f} on {result.cores:g} "
-                  f"cores | busy: {busy} | stream wall {result.stream_seconds:.1f}s | kept {result.counts.kept}/{count}")
+                  f"(start-up {result.startup_seconds:.1f}s) | efficiency (CPU) {result.efficiency:.2f}, (wall busy) "
+                  f"{result.busy_efficiency:.2f} on {result.cores:g} cores | cpu: {cpu} | wall busy: {busy} | "
+                  f"stream wall {result.stream_seconds:.1f}s | kept {result.counts.kept}/{count}")
+            load = os.getloadavg()[0]
+            print(f"  load average during the run: {load:.1f} (other processes on this machine)")
 
 
 if __name__ == "__main__":

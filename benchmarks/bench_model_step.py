@@ -65,13 +65,15 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
     print(f"config {cfg.name}: batch {args.batch} x {frames} frames {cfg.height}x{cfg.width} -> {tokens} latent tokens "
           f"per step, {sum(p.numel() for p in model.trainable_parameters()):,} trainable params")
-    differential = run(model, latents, text, mask, actions, args.steps)
     original = DifferentialAttention.attend
-    DifferentialAttention.attend = _standard_attend
-    try:
-        standard = run(model, latents, text, mask, actions, args.steps)
-    finally:
-        DifferentialAttention.attend = original
+    differential = standard = float("inf")
+    for _ in range(2):  # alternate so that load from other processes hits both alike; keep the best
+        differential = min(differential, run(model, latents, text, mask, actions, args.steps))
+        DifferentialAttention.attend = _standard_attend
+        try:
+            standard = min(standard, run(model, latents, text, mask, actions, args.steps))
+        finally:
+            DifferentialAttention.attend = original
     print(f"differential attention: {differential * 1000:.1f} ms/step, {tokens / differential:,.0f} tokens/s")
     print(f"standard attention (same params): {standard * 1000:.1f} ms/step, {tokens / standard:,.0f} tokens/s")
     print(f"ratio differential / standard step time: {differential / standard:.2f}")

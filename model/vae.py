@@ -23,6 +23,7 @@ from torch import nn
 
 from model.configs import VAEConfig
 from model.norms import RMSNorm
+from pipeline.errors import UserError
 
 
 class StreamState:
@@ -192,7 +193,8 @@ class VideoVAE(nn.Module):
         self.config.latent_frames(video.shape[2])
         s = self.config.spatial_compression
         if video.shape[3] % s or video.shape[4] % s:
-            raise ValueError(f"video H, W = {tuple(video.shape[3:])} must be multiples of {s}")
+            raise UserError(f"resolution {video.shape[3]}x{video.shape[4]}: height and width must be multiples "
+                            f"of the VAE's spatial compression {s}; resize or crop the clips")
 
     def encode(self, video: torch.Tensor, chunked: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (mean, logvar), each (B, Cz, F, h, w). chunked: bounded memory, same result."""

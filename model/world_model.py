@@ -160,6 +160,11 @@ class WorldModel(nn.Module):
             text_emb = torch.where(drop_text[:, None, None], null_emb.to(device), text_emb)
             text_mask = torch.where(drop_text[:, None], null_mask.to(device), text_mask)
 
+        video_frames = config.vae.video_frames(frames)
+        for name, value in (("actions", actions), ("camera_to_world", camera_to_world)):
+            if value is not None and value.shape[1] != video_frames:
+                raise ValueError(f"{name} has {value.shape[1]} frames; latents with {frames} latent frames "
+                                 f"need {video_frames} (one per video frame)")
         keep = (~drop_action).float()
         action_features = None
         if actions is not None:
@@ -185,7 +190,7 @@ class WorldModel(nn.Module):
             "loss": loss.item(),
             "t_mean": t.mean().item(),
             "scored_frames": weight.sum().item(),
-            "image_conditioned": float((weight[:, 0] == 0).float().mean().item()) if frames > 1 else 0.0,
+            "frame0_unscored": float((weight[:, 0] == 0).float().mean().item()),  # image-cond. or context
             "text_dropped": drop_text.float().mean().item(),
             "shift": shift,
         }

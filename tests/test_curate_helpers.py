@@ -87,11 +87,33 @@ REAL_FOOTAGE = ["counter.mp4", "fades.mp4", "delayed_start.mp4", "issue-134-rota
 _BUILT: dict[str, object] = {}
 
 
+def aesthetic_head_path() -> str:
+    """A LAION-style head (two linear layers, 512 -> 16 -> 1) with seeded random weights,
+    written once per test session; removed at exit."""
+    if "head" not in _BUILT:
+        import atexit
+        import shutil
+        import tempfile
+
+        import torch
+
+        folder = Path(tempfile.mkdtemp(prefix="worldloom_test_head_"))
+        atexit.register(shutil.rmtree, folder, True)
+        generator = torch.Generator().manual_seed(0)
+        state = {"layers.0.weight": torch.randn(16, 512, generator=generator), "layers.0.bias": torch.zeros(16),
+                 "layers.2.weight": torch.randn(1, 16, generator=generator) * 0.1, "layers.2.bias": torch.tensor([5.0])}
+        torch.save(state, folder / "head.pth")
+        _BUILT["head"] = str(folder / "head.pth")
+    return str(_BUILT["head"])
+
+
 def small_config():
-    """Small outputs, two CLIP frames per clip, two CPUs per task (fewer model loads on 2 cores)."""
-    from pipeline.curate.config import CurateConfig, OutputConfig, RunConfig, ScoreConfig
+    """Small outputs, two CLIP frames per clip, an aesthetic head, two CPUs per task (fewer
+    model loads on 2 cores). Every Ray test uses this, so workers build their models once."""
+    from pipeline.curate.config import CurateConfig, ModelConfig, OutputConfig, RunConfig, ScoreConfig
 
     return CurateConfig(output=OutputConfig(height=64), scores=ScoreConfig(frames_sampled=2),
+                        models=ModelConfig(aesthetic_head=aesthetic_head_path()),
                         run=RunConfig(num_cpus_per_task=2))
 
 

@@ -18,7 +18,6 @@ from pipeline.curate.run import _process_pending, run_curate
 from pipeline.encode import decode_mp4
 from pipeline.shards import iter_samples, read_dataset_json, read_index, verify_dataset
 
-CONFIG = small_config()
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +49,11 @@ def test_dataset_is_complete_and_index_matches_shards(dataset):
     for name in REAL:                                          # every readable file yields clips
         assert any(u.endswith(name) for u in uris), name
     assert set(index["source"]) == {"real"} and set(index["domain"]) == {"real"}
+    from pipeline.curate.scores import AestheticHead
+
+    head = AestheticHead(small_config().models.aesthetic_head)
+    expected = [head.score(np.asarray(e, np.float32)) for e in index["embedding"]]
+    np.testing.assert_allclose(index["aesthetic"], expected, rtol=1e-4)
 
 
 def test_bad_inputs_land_in_rejects_with_reasons(dataset):
@@ -109,15 +113,17 @@ def test_resume_processes_each_input_once_and_gives_the_same_bytes(dataset, inpu
     chosen = [str(inputs / "copy_hq.mp4"), str(inputs / "copy_lq.mp4"), str(realfootage / "counter.mp4")]
     resumed = tmp_path / "resumed"
     resumed.mkdir()
-    staging.check_config(resumed, CONFIG.model_dump_json())
-    assert _process_pending(chosen[:2], resumed, CONFIG, show_progress=False, num_cpus=None) == {}  # "interrupted" here
-    summary = run_curate(chosen, resumed, CONFIG, show_progress=False)
+    staging.check_config(resumed, small_config().model_dump_json())
+    assert _process_pending(chosen[:2], resumed, small_config(), show_progress=False, num_cpus=None) == {}  # "interrupted" here
+    summary = run_curate(chosen, resumed, small_config(), show_progress=False)
     assert summary.processed_now == 1
     assert verify_dataset(resumed).ok
     original = {s["__key__"]: s["mp4"] for s in iter_samples(out, decode=False)}
     again = {s["__key__"]: s["mp4"] for s in iter_samples(resumed, decode=False)}
-    assert again and all(original[key] == data for key, data in again.items())
-    assert run_curate(chosen, resumed, CONFIG, show_progress=False).processed_now == 0   # complete: nothing to redo
+    assert again, "the resumed dataset has no samples"
+    assert not set(again) - set(original), f"keys only in the resumed run: {set(again) - set(original)}"
+    assert [key for key, data in again.items() if original[key] != data] == []
+    assert run_curate(chosen, resumed, small_config(), show_progress=False).processed_now == 0   # complete: nothing to redo
 
 
 def test_user_mistakes_are_one_line_and_exit_2(tmp_path, capsys):

@@ -169,3 +169,19 @@ def test_missing_model_files_fail_before_any_work(tmp_path):
         with pytest.raises(UserError, match=f"models.{field_name}"):
             run_curate([str(video)], tmp_path / "out", config, show_progress=False)
         assert not (tmp_path / "out").exists()
+
+
+def test_an_aesthetic_head_for_another_clip_width_fails_before_any_work(tmp_path):
+    import torch
+
+    from pipeline.curate.config import ModelConfig
+    from pipeline.curate.run import check_models
+
+    head = tmp_path / "laion_vit_l14.pth"
+    torch.save({"layers.0.weight": torch.zeros(16, 768), "layers.0.bias": torch.zeros(16),
+                "layers.2.weight": torch.zeros(1, 16), "layers.2.bias": torch.zeros(1)}, head)
+    config = small_config().model_copy(update={"models": ModelConfig(aesthetic_head=str(head))})
+    with pytest.raises(UserError, match="takes 768-d embeddings but the CLIP model gives 512"):
+        check_models(config)
+    wide = small_config().model_copy(update={"models": ModelConfig(clip_model="ViT-L-14", aesthetic_head=str(head))})
+    check_models(wide)

@@ -24,7 +24,7 @@ EXAMPLES = REPO / "manifests" / "examples"
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("generate")
-    config = {"clip": {"model": "ViT-S-32", "frames": 2}, "shard_max_bytes": 120_000, "workers": 2,
+    config = {"clip": {"model": "ViT-S-32", "frames": 2}, "shard_max_bytes": 120_000, "workers": 1,
               "mlflow": {"enabled": False}, "progress": False, "retries": 2}
     (root / "gen.yaml").write_text(yaml.safe_dump(config))
     many = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
@@ -63,7 +63,7 @@ def test_cli_quickstart_readable_by_webdataset_and_ray_data(workdir: Path, ray_s
     out = tmp_path / "quick"
     cfg = tmp_path / "quick.yaml"
     cfg.write_text(yaml.safe_dump({"clip": {"model": "ViT-S-32", "frames": 2}, "workers": 1}))
-    cli_main(["generate", str(EXAMPLES / "quickstart.yaml"), "--out", str(out), "--config", str(cfg), "--no-progress"])
+    cli_main(["generate", str(EXAMPLES / "quickstart.yaml"), "--out", str(out), "--config", str(cfg)])
 
     report = verify_dataset(out)
     assert report.ok, report.problems
@@ -122,7 +122,8 @@ def test_killed_render_server_is_restarted_and_no_clip_is_lost(workdir: Path, re
             os.kill(servers[0], signal.SIGKILL)   # like an engine crash, mid-run
             killed.append(servers[0])
 
-    result = run_generate([workdir / "many.yaml"], _config(workdir, out), on_event=on_event)
+    # two servers: the killed one is restarted while the other keeps rendering
+    result = run_generate([workdir / "many.yaml"], _config(workdir, out, workers=2), on_event=on_event)
     assert killed and result.server_restarts >= 1
     assert result.counts.failed == 0 and result.counts.retried >= 1
     index = read_index(out / "index.parquet")
@@ -137,7 +138,7 @@ def test_killed_render_server_is_restarted_and_no_clip_is_lost(workdir: Path, re
 def test_sigint_then_rerun_equals_uninterrupted_run(workdir: Path, reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "interrupted"
     command = [sys.executable, "-m", "pipeline.cli", "generate", str(workdir / "many.yaml"), "--out", str(out),
-               "--config", str(workdir / "gen.yaml"), "--workers", "1", "--no-progress"]
+               "--config", str(workdir / "gen.yaml"), "--no-progress"]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     journal = out / "journal.jsonl"
@@ -168,7 +169,7 @@ def test_sigint_then_rerun_equals_uninterrupted_run(workdir: Path, reference: Pa
 def test_filters_reject_static_empty_world_and_black_night(workdir: Path, ray_session, tmp_path: Path) -> None:
     out = tmp_path / "filters"
     result = run_generate([EXAMPLES / "static_empty.yaml", EXAMPLES / "night_black.yaml"],
-                          _config(workdir, out, workers=1, clip={"enabled": False}))
+                          _config(workdir, out, clip={"enabled": False}))
     index = read_index(out / "index.parquet").set_index("scene")
     assert result.counts.kept == 0 and result.counts.rejected == 4
     assert all("static" in reason.split(",") for reason in index.loc["still", "reason"])

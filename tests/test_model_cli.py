@@ -1,10 +1,6 @@
 """`worldloom model info` and the analytic cost model."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
-import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -13,16 +9,23 @@ from model.counting import training_step_cost
 from model.world_model import WorldModel
 
 
-def _worldloom(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
-                          timeout=120)
+def _worldloom(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the real `worldloom` entry point in-process (exit code, stdout, stderr)."""
+    from pipeline.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
-@pytest.mark.timeout(120)
-def test_model_info_prints_parameters_flops_and_memory() -> None:
-    result = _worldloom("model", "info", "2.6b", "--frames", "961", "--height", "704", "--width", "1280")
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+def test_model_info_prints_parameters_flops_and_memory(capsys) -> None:
+    code, out, err = _worldloom(capsys, "model", "info", "2.6b", "--frames", "961", "--height", "704",
+                                "--width", "1280")
+    assert code == 0, err
     assert "blocks.self_attn" in out and "text_encoder (frozen)" in out and "VAE decoder" in out
     assert "(128, 121, 22, 40)" in out and "106,480" in out  # the guide's 60 s 720p token count
     assert "PFLOP" in out and "GiB" in out
@@ -30,13 +33,14 @@ def test_model_info_prints_parameters_flops_and_memory() -> None:
     assert 2.52e9 <= int(trainable.split()[-2].replace(",", "")) <= 2.68e9
 
 
-@pytest.mark.timeout(120)
-def test_model_info_bad_input_is_one_line_exit_2() -> None:
-    result = _worldloom("model", "info", "tiny", "--frames", "16")
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "1 + 4*k" in result.stderr and "17" in result.stderr
-    result = _worldloom("model", "info", "giant")
-    assert result.returncode == 2 and "unknown" in result.stderr
+def test_model_info_bad_input_is_one_line_exit_2(capsys) -> None:
+    code, _, err = _worldloom(capsys, "model", "info", "tiny", "--frames", "16")
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "1 + 4*k" in err and "17" in err and "Traceback" not in err
+    code, _, err = _worldloom(capsys, "model", "info", "giant")
+    assert code == 2 and "unknown" in err
+    code, _, err = _worldloom(capsys, "model", "info", "tiny", "--height", "60")
+    assert code == 2 and "multiples of 8" in err
 
 
 def test_analytic_flops_match_the_flop_counter_on_tiny() -> None:

@@ -199,3 +199,26 @@ def test_training_loss_is_finite_and_backpropagates(tiny: WorldModel) -> None:
     assert math.isfinite(loss.item()) and metrics["loss"] == pytest.approx(loss.item())
     assert model.final.linear.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.text_encoder.parameters())  # frozen text tower
+
+
+def test_text_tower_loads_local_weights_and_stays_frozen(tmp_path) -> None:
+    from dataclasses import replace
+
+    from model.configs import TextConfig
+    from model.text_encoder import TextEncoder
+
+    torch.manual_seed(3)
+    source = TextEncoder(TextConfig())
+    path = tmp_path / "clip.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in source.tower.state_dict().items()}}, path)
+    torch.manual_seed(4)
+    loaded = TextEncoder(replace(TextConfig(), weights_path=str(path)))
+    fresh = TextEncoder(TextConfig())
+    captions = ["a bridge at dusk", ""]
+    emb, mask = loaded.encode(captions)
+    torch.testing.assert_close(emb, source.encode(captions)[0])
+    assert not torch.allclose(emb, fresh.encode(captions)[0])
+    assert mask[0].sum() > mask[1].sum() >= 2  # start/end tokens even for the empty caption
+    assert not any(p.requires_grad for p in loaded.parameters())
+    with pytest.raises(UserError, match="weights_path"):
+        TextEncoder(replace(TextConfig(), weights_path=str(tmp_path / "missing.pt")))

@@ -60,8 +60,10 @@ def test_select_reshards_matching_clips_byte_for_byte(real, tmp_path):
     index = read_index(real / "index.parquet")
     kept = index[index["status"] == "kept"]
     threshold = float(kept["motion"].median())
-    where = f"motion >= {threshold!r} and black_fraction < 0.5"
-    expected = sorted(kept.loc[(kept["motion"] >= threshold) & (kept["black_fraction"] < 0.5), "key"])
+    beauty = float(kept["aesthetic"].quantile(0.25))
+    where = f"motion >= {threshold!r} and aesthetic >= {beauty!r} and black_fraction < 0.5"
+    expected = sorted(kept.loc[(kept["motion"] >= threshold) & (kept["aesthetic"] >= beauty)
+                               & (kept["black_fraction"] < 0.5), "key"])
     assert 0 < len(expected) < len(kept)
     assert selected_keys(real, where) == expected
     out = tmp_path / "selected"

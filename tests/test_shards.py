@@ -110,6 +110,9 @@ def test_journal_ignores_torn_line_and_latest_row_wins(tmp_path: Path) -> None:
     again.append({"key": "d", "status": "kept"})
     again.close()
     assert set(Journal(journal.path).load()) == {"a", "b", "d"}
+    again.rewrite([{"key": "b", "status": "kept"}])
+    assert Journal(journal.path).load() == {"b": {"key": "b", "status": "kept"}}
+    assert not journal.path.with_name("journal.jsonl.tmp").exists()
 
 
 def _rows(placed: dict[str, list[str]]) -> list[dict]:

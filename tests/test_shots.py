@@ -80,3 +80,15 @@ def test_real_footage_cuts(realfootage):
         found = probe(str(realfootage / name))
         analysis = analyze_file(found.uri, found.width, found.height)
         assert analysis.cuts == cuts, name
+
+
+def test_a_flash_is_not_a_cut_but_a_real_cut_next_to_it_is(tmp_path):
+    first, second = segment_frames(31, 40), segment_frames(32, 40)
+    flashed = first.copy()
+    flashed[15:17] = 255                                     # a two-frame photo flash in shot one
+    frames = np.concatenate([flashed, second])
+    video = write_video(tmp_path / "flash.mp4", frames)
+    cuts = analyze_file(str(video), WIDTH, HEIGHT).cuts
+    assert len(cuts) == 1 and abs(cuts[0] - 40) <= 1, cuts
+    no_filter = analyze_file(str(video), WIDTH, HEIGHT, ShotConfig(flash_frames=0)).cuts
+    assert any(14 <= c <= 18 for c in no_filter), no_filter   # the filter is what removed it

@@ -25,6 +25,7 @@ class ShotConfig(_Strict):
     ratio: float = Field(3.0, gt=1)                   # score / local mean needed for a cut
     window: int = Field(6, ge=2)                      # frames each side for the local mean
     min_scene_s: float = Field(0.4, ge=0)             # cuts closer than this keep the stronger one
+    flash_frames: int = Field(4, ge=0, le=32)         # a spike undone within this many frames is a flash
 
 
 class PlanConfig(_Strict):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import av
 import numpy as np
 
 from pipeline.curate.captions import CocaCaptioner, caption_for
@@ -23,7 +24,7 @@ from pipeline.curate.plan import plan_clips
 from pipeline.curate.probe import probe
 from pipeline.curate.scores import AestheticHead, clip_pixel_scores
 from pipeline.curate.shots import analyze_file, black_stretches
-from pipeline.curate.transcode import FrameCache, output_geometry, transcode_clips
+from pipeline.curate.transcode import FrameCache, TranscodedClip, output_geometry, transcode_clips
 from pipeline.encode import EncodeSettings, encode_mp4
 
 
@@ -100,7 +101,9 @@ class Models:
                 frames=config.scores.frames_sampled, seed=config.run.seed,
             ))
             if config.models.aesthetic_head:
-                width = int(self.embedder.embed_frames(np.zeros((1, 32, 32, 3), np.uint8)).shape[1])
+                import open_clip
+
+                width = (open_clip.get_model_config(config.models.clip_model) or {}).get("embed_dim")
                 self.aesthetic = AestheticHead(config.models.aesthetic_head, expected_dim=width)
         if config.models.coca_weights:
             self.captioner = CocaCaptioner(config.models.coca_model, config.models.coca_weights)
@@ -141,7 +144,12 @@ def process_input(uri: str, config: CurateConfig, *, with_clip: bool = True) -> 
     result.sha256 = file_sha256(uri)
     geometry = output_geometry(found.width, found.height, found.rotation_deg, config.output)
     cache = FrameCache(geometry, config.run.single_pass_budget_mb * 1_000_000)
-    analysis = analyze_file(uri, found.width, found.height, config.shots, on_frame=cache)
+    try:
+        analysis = analyze_file(uri, found.width, found.height, config.shots, on_frame=cache)
+    except av.error.FFmpegError as error:      # corrupt data past the first frame: bad input, not a bug
+        result.reason, result.detail = "decode_error", f"first pass: {error}"
+        result.seconds = time.perf_counter() - started
+        return result
     result.frames_decoded = analysis.frame_count
     if analysis.frame_count == 0:
         result.reason, result.detail = "no_decodable_frames", "no frame decoded"
@@ -160,32 +168,40 @@ def process_input(uri: str, config: CurateConfig, *, with_clip: bool = True) -> 
     fps = config.output.fps or found.fps or 25.0
     models = models_for(config, with_clip) if with_clip or config.models.coca_weights else None
     settings = EncodeSettings(crf=config.output.crf, gop=config.output.gop)
-    for clip_index, clip in enumerate(transcode_clips(uri, analysis.times, plans, geometry, fps, cache)):
-        frames = clip.frames
-        scores = clip_pixel_scores(frames, fps, config.scores)
-        caption = caption_for(uri, frames, models.captioner if models else None)
-        embedding: list[float] = []
-        if models is not None and models.embedder is not None:
-            vector = models.embedder.embed_clip(frames)
-            embedding = vector.tolist()
-            if models.aesthetic is not None:
-                scores["aesthetic"] = models.aesthetic.score(vector)
-            if not caption.is_placeholder:
-                scores["clip_text_similarity"] = models.embedder.text_similarity(vector, caption.text)
-        plan = clip.plan
-        overlapping = [(a, b) for a, b in result.black_stretches if a < plan.end and b > plan.start]
-        scores["black_stretch_frames"] = float(sum(min(b, plan.end) - max(a, plan.start) for a, b in overlapping))
-        result.clips.append(CuratedClip(
-            key=f"{result.sha256[:12]}_{result.scene}_{clip_index:05d}",
-            clip_index=clip_index,
-            start_frame=plan.start, end_frame=plan.end, start_s=plan.start_s, end_s=plan.end_s,
-            frames=int(frames.shape[0]), width=geometry.width, height=geometry.height, fps=float(fps),
-            mp4=encode_mp4(frames, fps, settings),
-            scores=scores, caption=caption.text, caption_source=caption.source,
-            embedding=embedding, black_stretches=overlapping,
-        ))
+    try:
+        for clip_index, clip in enumerate(transcode_clips(uri, analysis.times, plans, geometry, fps, cache)):
+            result.clips.append(_curate_clip(result, clip_index, clip, models, settings, config))
+    except av.error.FFmpegError as error:     # the file broke between the two passes
+        result.reason, result.detail, result.clips = "decode_error", f"second pass: {error}", []
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _curate_clip(result: InputResult, clip_index: int, clip: TranscodedClip, models: Models | None,
+                 settings: EncodeSettings, config: CurateConfig) -> CuratedClip:
+    """Scores, caption, embedding and H.264 bytes of one transcoded clip."""
+    frames, plan, fps = clip.frames, clip.plan, clip.fps
+    scores = clip_pixel_scores(frames, fps, config.scores)
+    caption = caption_for(result.uri, frames, models.captioner if models else None)
+    embedding: list[float] = []
+    if models is not None and models.embedder is not None:
+        vector = models.embedder.embed_clip(frames)
+        embedding = vector.tolist()
+        if models.aesthetic is not None:
+            scores["aesthetic"] = models.aesthetic.score(vector)
+        if not caption.is_placeholder:
+            scores["clip_text_similarity"] = models.embedder.text_similarity(vector, caption.text)
+    overlapping = [(a, b) for a, b in result.black_stretches if a < plan.end and b > plan.start]
+    scores["black_stretch_frames"] = float(sum(min(b, plan.end) - max(a, plan.start) for a, b in overlapping))
+    return CuratedClip(
+        key=f"{result.sha256[:12]}_{result.scene}_{clip_index:05d}",
+        clip_index=clip_index,
+        start_frame=plan.start, end_frame=plan.end, start_s=plan.start_s, end_s=plan.end_s,
+        frames=int(frames.shape[0]), width=int(frames.shape[2]), height=int(frames.shape[1]), fps=float(fps),
+        mp4=encode_mp4(frames, fps, settings),
+        scores=scores, caption=caption.text, caption_source=caption.source,
+        embedding=embedding, black_stretches=overlapping,
+    )
 
 
 def source_params(result: InputResult, clip: CuratedClip) -> str:

@@ -114,6 +114,13 @@ def check_models(config: CurateConfig) -> None:
         if value and not Path(local).exists():
             raise UserError(f"config models.{field_name}: {value} does not exist",
                             hint="point it at a local file (nothing is downloaded) or remove it")
+    if models.aesthetic_head:  # a head for another CLIP width would fail every input: say it now
+        import open_clip
+
+        from pipeline.curate.scores import AestheticHead
+
+        model_config = open_clip.get_model_config(models.clip_model) or {}
+        AestheticHead(models.aesthetic_head, expected_dim=model_config.get("embed_dim"))
     if models.coca_weights and importlib.util.find_spec("transformers") is None:
         raise UserError("config models.coca_weights: CoCa captioning needs the `transformers` package",
                         hint="pip install transformers, or remove models.coca_weights to use sidecar captions")

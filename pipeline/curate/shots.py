@@ -12,11 +12,14 @@ A cut is a frame whose difference is both above an absolute floor (`min_score`) 
 times larger than the mean difference of its neighbours (`window` frames each side, the frame
 itself excluded). Gradual transitions (fades, dissolves) spread their change over many frames,
 so every one of those frames looks like its neighbours and none passes the ratio test; a hard
-cut is a single spike. Cuts closer than `min_scene_s` (measured in presentation time, so a
-variable frame rate does not change it) keep only the strongest.
+cut is a single spike. A spike after which the picture returns, within `flash_frames`
+frames, to what it was just before the spike (a photo flash, a glitch, a one-frame insert) is
+not a cut. Cuts closer than `min_scene_s` (measured in presentation time, so a variable frame
+rate does not change it) keep only the strongest.
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,6 +172,8 @@ class ShotDetector:
     def __init__(self, config: ShotConfig | None = None) -> None:
         self.config = config or ShotConfig()
         self._previous: FrameFeatures | None = None
+        self._recent: deque[FrameFeatures] = deque(maxlen=self.config.flash_frames + 1)
+        self._back: list[np.ndarray] = []
         self._times: list[float] = []
         self._scores: list[float] = []
         self._luma: list[float] = []
@@ -180,6 +185,13 @@ class ShotDetector:
         self._times.append(time)
         self._luma.append(features.luma_mean)
         self._dark.append(features.dark_fraction)
+        # back[j - 2] = difference to the frame j before this one, j = 2 .. flash_frames + 1
+        older = list(self._recent)[:-1]
+        back = np.full(self.config.flash_frames, np.inf, np.float32)
+        for j, earlier in enumerate(reversed(older), start=2):
+            back[j - 2] = frame_difference(earlier, features)
+        self._back.append(back)
+        self._recent.append(features)
         self._previous = features
 
     def finish(self) -> ShotAnalysis:
@@ -191,12 +203,15 @@ class ShotDetector:
             luma=np.asarray(self._luma, dtype=np.float32),
             dark=np.stack(self._dark) if self._dark else np.zeros((0, 256), np.float32),
         )
-        analysis.cuts = find_cuts(scores, times, self.config)
+        back = np.stack(self._back) if self._back else np.zeros((0, self.config.flash_frames), np.float32)
+        analysis.cuts = find_cuts(scores, times, self.config, back)
         return analysis
 
 
-def find_cuts(scores: np.ndarray, times: np.ndarray, config: ShotConfig) -> list[int]:
-    """Adaptive threshold on the difference signal; see the module docstring."""
+def find_cuts(scores: np.ndarray, times: np.ndarray, config: ShotConfig, back: np.ndarray | None = None) -> list[int]:
+    """Adaptive threshold on the difference signal; see the module docstring.
+
+    `back[u, j - 2]` is the difference between frame u and frame u - j (flash check)."""
     count = scores.shape[0]
     candidates: list[int] = []
     for t in range(1, count):
@@ -206,6 +221,8 @@ def find_cuts(scores: np.ndarray, times: np.ndarray, config: ShotConfig) -> list
         baseline = float(neighbours.mean()) if neighbours.size else 0.0
         if scores[t] >= config.ratio * baseline:
             candidates.append(t)
+    if back is not None and config.flash_frames > 0:
+        candidates = _drop_flashes(candidates, back, config)
     accepted: list[int] = []
     for t in candidates:
         if accepted and times[t] - times[accepted[-1]] < config.min_scene_s:
@@ -214,6 +231,24 @@ def find_cuts(scores: np.ndarray, times: np.ndarray, config: ShotConfig) -> list
             continue
         accepted.append(t)
     return accepted
+
+
+def _drop_flashes(candidates: list[int], back: np.ndarray, config: ShotConfig) -> list[int]:
+    """Remove spikes after which the picture comes back: frame t - 1 and frame t + m
+    (1 <= m <= flash_frames) look alike, so frames t .. t + m - 1 were an interruption."""
+    similar = config.min_score / 2.0
+    dropped: set[int] = set()
+    for t in candidates:
+        if t in dropped:
+            continue
+        for m in range(1, config.flash_frames + 1):
+            u = t + m
+            if u >= back.shape[0]:
+                break
+            if back[u, m - 1] < similar:            # j = u - (t - 1) = m + 1
+                dropped.update(c for c in candidates if t <= c <= u)
+                break
+    return [c for c in candidates if c not in dropped]
 
 
 def analysis_size(width: int, height: int, analysis_width: int) -> tuple[int, int]:

@@ -58,7 +58,7 @@ class RunProgress:
 
 
 def summary_table(counts: RunCounts, *, wall_seconds: float, efficiency: float | None, out: str,
-                  shards: int, status: str) -> Table:
+                  shards: int, status: str, startup_seconds: float = 0.0) -> Table:
     table = Table(title=f"generate: {status}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -72,11 +72,11 @@ def summary_table(counts: RunCounts, *, wall_seconds: float, efficiency: float |
     table.add_row("failed", f"[red]{counts.failed}" if counts.failed else "0")
     table.add_row("render attempts retried", str(counts.retried))
     minutes = wall_seconds / 60 if wall_seconds > 0 else 0
-    table.add_row("wall time", f"{wall_seconds:.1f} s")
+    table.add_row("wall time", f"{wall_seconds:.1f} s (stage start-up {startup_seconds:.1f} s)")
     table.add_row("throughput", f"{counts.rendered / minutes if minutes else 0:.1f} clips/min, "
                                 f"{counts.frames / wall_seconds if wall_seconds else 0:.1f} frames/s")
     if efficiency is not None:
-        table.add_row("pipeline efficiency", f"{efficiency:.2f} (stage busy time / (wall x cores))")
+        table.add_row("pipeline efficiency", f"{efficiency:.2f} (stage CPU time / (streaming wall x cores))")
     table.add_row("shards", str(shards))
     table.add_row("output", out)
     return table

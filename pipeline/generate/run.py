@@ -45,6 +45,8 @@ class GenerateResult:
     wall_seconds: float
     efficiency: float | None
     stage_busy_seconds: dict[str, float]
+    stage_cpu_seconds: dict[str, float]
+    busy_efficiency: float | None
     cores: float
     stream_seconds: float
     startup_seconds: float
@@ -95,9 +97,7 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
     todo = [task for task in tasks if task.key not in done]
     journal = Journal(layout.journal_path)
     # rewrite the journal so it holds exactly the rows still valid (drops failed and lost rows)
-    journal.remove()
-    journal.extend(done[key] for key in sorted(done))
-    journal.sync()
+    journal.rewrite(done[key] for key in sorted(done))
 
     progress = RunProgress(len(tasks), enabled=config.progress)
     counts = progress.counts
@@ -108,6 +108,7 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
     progress.refresh(advance=counts.skipped)
 
     stage_busy: dict[str, float] = {}
+    stage_cpu: dict[str, float] = {}
     stream_seconds = startup_seconds = 0.0
     restarts = 0
     cores = 0.0
@@ -129,7 +130,7 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
             startup_seconds = stream_started - started
             _stream(todo, config, actors, writer, journal, progress, emit, failed)
             stream_seconds = time.perf_counter() - stream_started
-            stage_busy = _collect_busy(actors)
+            stage_busy, stage_cpu = _collect_busy(actors)
             restarts = sum(int(s.get("restarts", 0)) for s in _stats(actors["render"]))
     except KeyboardInterrupt:
         status = "interrupted"
@@ -145,8 +146,12 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
             ray.shutdown()
 
     wall = time.perf_counter() - started
-    # efficiency of the streaming phase (stage start-up is reported separately as startup_seconds)
-    efficiency = (sum(stage_busy.values()) / (stream_seconds * cores)) if stage_busy and cores and stream_seconds else None
+    # efficiency of the streaming phase (stage start-up is reported separately as startup_seconds):
+    # CPU seconds the stages burnt / core-seconds available. The wall-clock variant counts a call
+    # waiting for a core as busy and exceeds 1 on an oversubscribed machine; it is reported too.
+    span = stream_seconds * cores
+    efficiency = sum(stage_cpu.values()) / span if stage_cpu and span else None
+    busy_efficiency = sum(stage_busy.values()) / span if stage_busy and span else None
     if status == "interrupted":
         progress.console.print(summary_table(counts, wall_seconds=wall, efficiency=efficiency, out=str(layout.root),
                                              shards=len(layout.complete_shards()), status="interrupted"))
@@ -160,15 +165,17 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
     journal.remove()
     shards = [f"shards/{p.name}" for p in layout.complete_shards()]
     _write_provenance(layout, infos, config, counts, wall, clip_model, status="complete", rows=rows,
-                      efficiency=efficiency, stage_busy=stage_busy, cores=cores, stream_seconds=stream_seconds)
+                      efficiency=efficiency, stage_busy=stage_busy, cores=cores, stream_seconds=stream_seconds,
+                      stage_cpu=stage_cpu, busy_efficiency=busy_efficiency)
     sheet = _contact_sheet(layout)
     run_id = None
     if config.mlflow.enabled:
         run_id = _log_mlflow(layout, config, counts, wall, efficiency, sheet)
     progress.console.print(summary_table(counts, wall_seconds=wall, efficiency=efficiency, out=str(layout.root),
-                                         shards=len(shards), status=status))
+                                         shards=len(shards), status=status, startup_seconds=startup_seconds))
     return GenerateResult(out=layout.root, status=status, counts=counts, wall_seconds=wall, efficiency=efficiency,
-                          stage_busy_seconds=stage_busy, cores=cores, stream_seconds=stream_seconds,
+                          stage_busy_seconds=stage_busy, stage_cpu_seconds=stage_cpu,
+                          busy_efficiency=busy_efficiency, cores=cores, stream_seconds=stream_seconds,
                           startup_seconds=startup_seconds, shards=shards, failed=failed,
                           server_restarts=restarts, mlflow_run_id=run_id)
 
@@ -418,8 +425,16 @@ def _stats(pool: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _collect_busy(actors: dict[str, list[Any]]) -> dict[str, float]:
-    return {stage: sum(float(s.get("busy_seconds", 0.0)) for s in _stats(pool)) for stage, pool in actors.items() if pool}
+def _collect_busy(actors: dict[str, list[Any]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per stage: (wall seconds inside calls, CPU seconds burnt, render servers included)."""
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for stage, pool in actors.items():
+        if pool:
+            stats = _stats(pool)
+            wall[stage] = sum(float(s.get("busy_seconds", 0.0)) for s in stats)
+            cpu[stage] = sum(float(s.get("cpu_seconds", 0.0)) for s in stats)
+    return wall, cpu
 
 
 def _stop_stages(actors: dict[str, list[Any]]) -> None:
@@ -457,7 +472,8 @@ def _previous_rows(layout: DatasetLayout) -> dict[str, dict[str, Any]]:
 def _write_provenance(layout: DatasetLayout, infos: list[ManifestInfo], config: GenerateConfig, counts: RunCounts,
                       wall: float, clip_model: dict[str, Any], *, status: str, rows: dict[str, dict] | None = None,
                       efficiency: float | None = None, stage_busy: dict[str, float] | None = None,
-                      cores: float = 0.0, stream_seconds: float = 0.0) -> None:
+                      cores: float = 0.0, stream_seconds: float = 0.0, stage_cpu: dict[str, float] | None = None,
+                      busy_efficiency: float | None = None) -> None:
     totals = {"requested": counts.requested, "kept": counts.kept, "rejected": counts.rejected, "failed": counts.failed}
     rejects = dict(counts.rejects_by_reason)
     if rows is not None:
@@ -485,7 +501,9 @@ def _write_provenance(layout: DatasetLayout, infos: list[ManifestInfo], config: 
                      "frames_per_s": round(counts.frames / wall, 3) if wall else 0.0,
                      "efficiency": None if efficiency is None else round(efficiency, 4),
                      "stage_busy_s": {k: round(v, 3) for k, v in (stage_busy or {}).items()}, "cores": cores,
-                     "stream_s": round(stream_seconds, 3)},
+                     "stream_s": round(stream_seconds, 3),
+                     "stage_cpu_s": {k: round(v, 3) for k, v in (stage_cpu or {}).items()},
+                     "busy_efficiency": None if busy_efficiency is None else round(busy_efficiency, 4)},
     })
 
 

@@ -47,6 +47,18 @@ class Journal:
         for row in rows:
             self.append(row)
 
+    def rewrite(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Replace the journal with exactly `rows`, atomically (temporary file, then rename)."""
+        self.close()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, sort_keys=True, default=_jsonable).encode() + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+
     def sync(self) -> None:
         if self._file is not None:
             self._file.flush()
