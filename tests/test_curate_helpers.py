@@ -142,16 +142,24 @@ def curated_real(tmp_path_factory, realfootage: Path):
     return _BUILT["real"]
 
 
-def curated_procedural(tmp_path_factory):
-    """A second, all-procedural dataset (domain `procedural`) for mixing."""
-    if "procedural" not in _BUILT:
+PROCEDURAL_SETS = {
+    "procedural": ("procedural", [[24, 30, 24], [36, 24], [24, 24, 30]], 50),
+    "dashcam": ("dashcam", [[30, 24], [24, 36, 24]], 70),
+}
+
+
+def curated_procedural(tmp_path_factory, name: str = "procedural"):
+    """An all-procedural dataset (no real footage needed): `procedural` (3 files, 8 shots) or
+    `dashcam` (2 files, 5 shots, another domain tag) for select and mix."""
+    if name not in _BUILT:
         from pipeline.curate.run import run_curate
 
-        folder = tmp_path_factory.mktemp("procedural_inputs")
-        for number, lengths in enumerate([[24, 30, 24], [36, 24], [24, 24, 30]]):
-            frames, _ = concatenate_with_cuts(lengths, seed=50 + number)
-            write_video(folder / f"procedural_{number}.mp4", frames)
-        out = tmp_path_factory.mktemp("curated") / "procedural"
-        summary = run_curate([str(folder)], out, small_config(), domain="procedural", show_progress=False)
-        _BUILT["procedural"] = (out, summary, folder)
-    return _BUILT["procedural"]
+        domain, layouts, seed = PROCEDURAL_SETS[name]
+        folder = tmp_path_factory.mktemp(f"{name}_inputs")
+        for number, lengths in enumerate(layouts):
+            frames, _ = concatenate_with_cuts(lengths, seed=seed + number)
+            write_video(folder / f"{name}_{number}.mp4", frames)
+        out = tmp_path_factory.mktemp("curated") / name
+        summary = run_curate([str(folder)], out, small_config(), domain=domain, show_progress=False)
+        _BUILT[name] = (out, summary, folder)
+    return _BUILT[name]

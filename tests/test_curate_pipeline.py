@@ -139,3 +139,49 @@ def test_user_mistakes_are_one_line_and_exit_2(tmp_path, capsys):
         assert exit_info.value.code == 2
         error = capsys.readouterr().err.strip()
         assert error.startswith("error:") and "\n" not in error and "Traceback" not in error
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_ctrl_c_then_rerun_resumes_the_cli_exactly_once_per_input(tmp_path):
+    """The real CLI in a subprocess (its own local Ray), interrupted with SIGINT after the
+    first input is staged, then run again to completion."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import time
+
+    import yaml
+
+    from test_curate_helpers import concatenate_with_cuts, write_video
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for number in range(3):
+        frames, _ = concatenate_with_cuts([24, 24], seed=80 + number)
+        write_video(inputs / f"walk_{number}.mp4", frames)
+    config = tmp_path / "curate.yaml"
+    config.write_text(yaml.safe_dump(json.loads(small_config().model_dump_json())))
+    out = tmp_path / "out"
+    command = [str(Path(sys.executable).parent / "worldloom"), "curate", str(inputs), "--out", str(out),
+               "--config", str(config), "--workers", "1", "--quiet"]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if any((d / "result.json").exists() for d in (out / "work").glob("*")) if (out / "work").is_dir() else False:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, error = process.communicate(timeout=120)
+    assert process.returncode == 130, error[-2000:]
+    assert "interrupted; completed work is kept" in error
+    assert read_dataset_json(out / "dataset.json")["status"] == "incomplete"
+    staged = sum(1 for d in (out / "work").glob("*") if (d / "result.json").exists())
+    assert 1 <= staged < 3 and not list((out / "work").glob("*.tmp"))
+    finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    processed = re.search(r"(\d+) processed now, (\d+) done earlier", finished.stdout)
+    assert processed and (int(processed.group(1)), int(processed.group(2))) == (3 - staged, staged)
+    assert verify_dataset(out).ok and read_dataset_json(out / "dataset.json")["status"] == "complete"

@@ -68,8 +68,7 @@ def test_counter_cut_holds_exactly_the_numbered_frames(counter, start, end):
     assert margins.min() > 1.0, "the numbered frames must be told apart by a clear margin"
 
 
-def test_fps_conversion_picks_frames_by_timestamp(realfootage):
-    uri = str(realfootage / "counter.mp4")
+def test_fps_conversion_picks_frames_by_timestamp():
     times = np.arange(30) / 10.0
     assert select_source_frames(times, _plan(times, 4, 24), 5.0).tolist() == list(range(4, 24, 2))
     assert select_source_frames(times, _plan(times, 0, 10), 20.0).tolist() == [i // 2 for i in range(20)]

@@ -73,6 +73,7 @@ def test_cli_quickstart_readable_by_webdataset_and_ray_data(workdir: Path, ray_s
     dataset = read_dataset_json(out / "dataset.json")
     assert dataset["status"] == "complete" and dataset["counts"]["kept"] == 4
     assert dataset["manifests"][0]["name"] == "quickstart" and dataset["code"]["package"] == "worldloom"
+    assert dataset["last_run"]["stage_cpu_s"]["render"] > 0 and dataset["last_run"]["efficiency"] > 0
 
     urls = [str(p) for p in DatasetLayout(out).complete_shards()]
     samples = list(wds.WebDataset(urls, shardshuffle=False).decode())

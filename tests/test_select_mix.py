@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_curate_helpers import curated_procedural, curated_real  # noqa: E402
+from test_curate_helpers import curated_procedural  # noqa: E402
 
 from pipeline.curate.expression import evaluate
 from pipeline.curate.mix import MixSource, parse_source, plan_mix, run_mix
@@ -19,13 +19,13 @@ from pipeline.shards import iter_samples, read_dataset_json, read_index, verify_
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory, realfootage, ray_session):
-    return curated_real(tmp_path_factory, realfootage)[0]
+def procedural(tmp_path_factory, ray_session):
+    return curated_procedural(tmp_path_factory, "procedural")[0]
 
 
 @pytest.fixture(scope="module")
-def procedural(tmp_path_factory, ray_session):
-    return curated_procedural(tmp_path_factory)[0]
+def dashcam(tmp_path_factory, ray_session):
+    return curated_procedural(tmp_path_factory, "dashcam")[0]
 
 
 FRAME = pd.DataFrame({"motion": [0.1, 0.5, np.nan, 0.9], "aesthetic": [5.0, 4.0, 6.0, np.nan],
@@ -56,8 +56,8 @@ def test_expression_language_refuses_anything_else_with_one_line(expression):
 
 
 @pytest.mark.timeout(300)
-def test_select_reshards_matching_clips_byte_for_byte(real, tmp_path):
-    index = read_index(real / "index.parquet")
+def test_select_reshards_matching_clips_byte_for_byte(procedural, tmp_path):
+    index = read_index(procedural / "index.parquet")
     kept = index[index["status"] == "kept"]
     threshold = float(kept["motion"].median())
     beauty = float(kept["aesthetic"].quantile(0.25))
@@ -65,9 +65,9 @@ def test_select_reshards_matching_clips_byte_for_byte(real, tmp_path):
     expected = sorted(kept.loc[(kept["motion"] >= threshold) & (kept["aesthetic"] >= beauty)
                                & (kept["black_fraction"] < 0.5), "key"])
     assert 0 < len(expected) < len(kept)
-    assert selected_keys(real, where) == expected
+    assert selected_keys(procedural, where) == expected
     out = tmp_path / "selected"
-    summary = run_select(real, where, out)
+    summary = run_select(procedural, where, out)
     assert summary.selected == len(expected)
     report = verify_dataset(out)
     assert report.ok and report.samples == len(expected), report.problems
@@ -76,38 +76,38 @@ def test_select_reshards_matching_clips_byte_for_byte(real, tmp_path):
     assert sorted(new_index.index) == expected
     for column in ("motion", "sharpness", "caption", "params_json", "duplicate_similarity"):
         assert new_index[column].equals(old_index.loc[expected, column]), column
-    source = {s["__key__"]: s for s in iter_samples(real, decode=False)}
+    source = {s["__key__"]: s for s in iter_samples(procedural, decode=False)}
     for sample in iter_samples(out, decode=False):
         assert all(sample[m] == source[sample["__key__"]][m] for m in ("mp4", "json", "clip.npy"))
     document = read_dataset_json(out / "dataset.json")
     assert document["status"] == "complete" and document["parents"][0]["where"] == where
     with pytest.raises(UserError):
-        run_select(real, where, out)                             # never overwrites
+        run_select(procedural, where, out)                       # never overwrites
 
 
-def test_select_that_matches_nothing_says_so(real, tmp_path):
+def test_select_that_matches_nothing_says_so(procedural, tmp_path):
     with pytest.raises(UserError, match="matches no kept clip"):
-        run_select(real, "motion > 1e9", tmp_path / "none")
+        run_select(procedural, "motion > 1e9", tmp_path / "none")
     assert not (tmp_path / "none").exists()
 
 
 @pytest.mark.timeout(300)
-def test_mix_is_deterministic_and_follows_the_weights(real, procedural, tmp_path):
-    sources = [parse_source(f"real={real}:0.3"), parse_source(f"synthetic={procedural}:0.7")]
+def test_mix_is_deterministic_and_follows_the_weights(dashcam, procedural, tmp_path):
+    sources = [parse_source(f"real={dashcam}:0.3"), parse_source(f"synthetic={procedural}:0.7")]
     first, second, other = tmp_path / "mix_a", tmp_path / "mix_b", tmp_path / "mix_c"
     summary = run_mix(sources, first, seed=7, total=10)
     assert [(n, c) for n, c, _ in summary.per_source] == [("real", 3), ("synthetic", 7)]
     report = verify_dataset(first)
     assert report.ok and report.samples == 10, report.problems
     domains = read_index(first / "index.parquet")["domain"].value_counts().to_dict()
-    assert domains == {"real": 3, "procedural": 7}
+    assert domains == {"dashcam": 3, "procedural": 7}
     run_mix(sources, second, seed=7, total=10)
     for name in ("shards/shard-000000.tar", "index.parquet"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     run_mix(sources, other, seed=8, total=10)
     assert set(read_index(other / "index.parquet")["key"]) != set(read_index(first / "index.parquet")["key"])
     order = [s["json"]["domain"] for s in iter_samples(first)]
-    assert order[:4].count("real") >= 1                          # sources are interleaved, not appended
+    assert order[:4].count("dashcam") >= 1                          # sources are interleaved, not appended
 
 
 def test_mix_plan_defaults_to_the_largest_mixture_without_repeats():

@@ -23,6 +23,7 @@ import pytest
 from pipeline.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
 SMALL = {"frames": 5, "fps": 8, "resolution": [32, 32], "shuffle_buffer": 4}
 
 

@@ -11,7 +11,7 @@ from pipeline.errors import UserError
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)
 
 
 @click.command("train")
@@ -29,7 +29,11 @@ def train(config: str, data: tuple[str, ...], ray_address: str | None, num_worke
 
     from training import api
 
+    from training.config import parse_data_arg
+    from training.trainer import preflight
+
     resolved = api.resolve_config(config, num_workers=num_workers, gpus_per_worker=gpus_per_worker)
+    preflight(resolved, [parse_data_arg(d) for d in data], resume=resume)  # user errors before any progress bar
     console = _console()
     with Progress(TextColumn("[bold]train {task.fields[stage]}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False) as progress:

@@ -29,6 +29,7 @@ import io
 import json
 import os
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -185,8 +186,22 @@ def align_actions(actions_TA: np.ndarray, indices: list[int], stride: int) -> np
     return out
 
 
+_NPY_HEADER = re.compile(rb"\{'descr': '([<>|=][a-z]\d+)', 'fortran_order': False, 'shape': \(([\d, ]*)\), \}")
+
+
 def _npy(value: bytes | None) -> np.ndarray | None:
-    return None if value is None else np.load(io.BytesIO(value), allow_pickle=False)
+    """Parse an .npy member. Fast path for the plain C-order headers our writers produce
+    (np.load parses every header with ast.literal_eval, a measurable cost per sample)."""
+    if value is None:
+        return None
+    if value[:6] == b"\x93NUMPY" and value[6] == 1:
+        header_length = int.from_bytes(value[8:10], "little")
+        match = _NPY_HEADER.match(value[10:10 + header_length])
+        if match:
+            shape = tuple(int(n) for n in match.group(2).split(b",") if n.strip())
+            return np.frombuffer(value, dtype=np.dtype(match.group(1).decode()), offset=10 + header_length
+                                 ).reshape(shape)
+    return np.load(io.BytesIO(value), allow_pickle=False)
 
 
 @dataclass
@@ -316,8 +331,9 @@ def _raw_stream(shards: list[str], source: int, seed: int, rank: int, world_size
             produced += 1
             yield sample
         if produced == 0:
-            raise UserError(f"shards {shards[:3]}...: reader {rank}/{worker} got no samples",
-                            hint="check that the shards are non-empty WebDataset tars with mp4 members")
+            raise UserError(f"{shards[0]} (and {len(shards) - 1} more shards): reader rank {rank} / loader worker "
+                            f"{worker} got no samples",
+                            hint="the source needs at least (workers x loader_workers) clips in non-empty tars")
         epoch += 1
 
 
@@ -326,7 +342,7 @@ class ClipWindows(torch.utils.data.IterableDataset):
 
     def __init__(self, sources: list[tuple[list[str], float]], spec: WindowSpec, *, seed: int, rank: int,
                  world_size: int, shuffle_buffer: int, position: DataPosition | None = None,
-                 latents: bool = False) -> None:
+                 latents: bool = False, batch_size: int = 0) -> None:
         super().__init__()
         if not sources:
             raise UserError("data: no sources", hint="pass --data DATASET or set data.sources in the config")
@@ -338,6 +354,7 @@ class ClipWindows(torch.utils.data.IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.position = position or DataPosition()
         self.latents = latents
+        self.batch_size = batch_size  # the DataLoader's; needed to turn batches consumed into samples
 
     def _skip_for(self, worker: int, num_workers: int, batch_size: int) -> tuple[int, int]:
         """(samples to skip, epoch offset) for this loader worker from the saved position.
@@ -391,9 +408,7 @@ class ClipWindows(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
-        return self.samples(worker, num_workers, self._batch_size)
-
-    _batch_size: int = 0
+        return self.samples(worker, num_workers, self.batch_size)
 
 
 def latent_window(sample: dict[str, Any]) -> dict[str, Any]:
@@ -443,8 +458,7 @@ def make_loader(sources: list[tuple[str, float]], spec: WindowSpec, *, batch_siz
     """The per-rank loader. `position` (from a checkpoint) makes it continue where it stopped."""
     resolved = [(resolve_shards(path), weight) for path, weight in sources]
     dataset = ClipWindows(resolved, spec, seed=seed, rank=rank, world_size=world_size,
-                          shuffle_buffer=shuffle_buffer, position=position, latents=latents)
-    dataset._batch_size = batch_size
+                          shuffle_buffer=shuffle_buffer, position=position, latents=latents, batch_size=batch_size)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, collate_fn=collate, num_workers=loader_workers,
         # fork inside Ray actors is unsafe (threads); forkserver starts clean processes

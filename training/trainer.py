@@ -104,11 +104,9 @@ def build_trainer(config: TrainConfig, paths: RunPaths, loop_config: dict[str, A
     )
 
 
-def train(config: TrainConfig, data: list[DataSource] | None = None, *, resume: bool = False,
-          ray_address: str | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
-    """Run (or resume) a training job to completion; returns where the results are."""
-    import ray
-
+def preflight(config: TrainConfig, data: list[DataSource] | None, *, resume: bool
+              ) -> tuple[TrainConfig, RunPaths, list[tuple[str, float]], Path | None]:
+    """Every check that needs no Ray: data paths, run folder vs --resume. Raises UserError."""
     config = _absolute_paths(config)
     paths = run_paths(config)
     sources = [(_absolute(p), w) for p, w in resolve_sources(config, data)]
@@ -119,6 +117,20 @@ def train(config: TrainConfig, data: list[DataSource] | None = None, *, resume: 
     if resume and previous is None and paths.local_storage:
         raise UserError(f"--resume: no checkpoint in {paths.ray_run_folder}",
                         hint="drop --resume to start the run, or check `name` and `storage_path`")
+    if config.stage == "world" and config.vae_checkpoint and "://" not in config.vae_checkpoint:
+        try:  # a clear error now, not in every worker later
+            latest_checkpoint(Path(config.vae_checkpoint))
+        except UserError as error:
+            raise UserError(f"config field vae_checkpoint: {error.message}", hint=error.hint) from None
+    return config, paths, sources, previous
+
+
+def train(config: TrainConfig, data: list[DataSource] | None = None, *, resume: bool = False,
+          ray_address: str | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+    """Run (or resume) a training job to completion; returns where the results are."""
+    import ray
+
+    config, paths, sources, previous = preflight(config, data, resume=resume)
 
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     tracking_uri = tracking.resolve_tracking_uri(config.mlflow.tracking_uri, paths.run_dir)

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from pipeline.errors import UserError
-
 
 @click.command("generate")
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -48,5 +46,3 @@ def generate(manifests: tuple[Path, ...], out: Path, config_path: Path | None, r
             click.secho(f"  {key}: {error}", fg="red", err=True)
         sys.exit(1)
 
-
-__all__ = ["generate", "UserError"]

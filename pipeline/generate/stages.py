@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 import ray
 
 from pipeline.generate.process import RenderedPayload, encode_settings_for, middle_frames, process_clip
@@ -184,7 +183,3 @@ def remote_process(cpus: float):
 
 def remote_embed(cpus: float):
     return ray.remote(num_cpus=cpus, max_restarts=3)(EmbedStage)
-
-
-def empty_embedding() -> np.ndarray:
-    return np.zeros(0, dtype=np.float32)
