@@ -56,3 +56,21 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
     cfg.write_text("thresholds: {max_blak_fraction: 0.9}\n")
     with pytest.raises(UserError, match="thresholds.max_blak_fraction"):
         load_config(cfg)
+
+
+def test_manifest_endpoints_are_used_and_an_unreal_manifest_without_one_is_refused(tmp_path):
+    from pipeline.errors import UserError
+    from pipeline.generate.config import GenerateConfig
+    from pipeline.generate.tasks import ManifestInfo, render_endpoints
+
+    def info(backend: str, endpoints: tuple[str, ...] = ()) -> ManifestInfo:
+        return ManifestInfo(path=f"{backend}.yaml", name=backend, sha256="0" * 64, resolved_sha256="0" * 64,
+                            resolved={}, backend=backend, endpoints=endpoints)
+
+    assert render_endpoints([info("procedural")], []) == []            # start procedural servers
+    assert render_endpoints([info("unreal", ("10.0.0.5:50051",))], []) == ["10.0.0.5:50051"]
+    assert render_endpoints([info("unreal", ("a:1",))], ["b:2"]) == ["b:2"]  # the command line wins
+    with pytest.raises(UserError, match="unreal.yaml: renderer.backend is unreal"):
+        render_endpoints([info("unreal")], [])
+    secret = GenerateConfig(auth_token="s3cret")
+    assert "s3cret" not in secret.model_dump_json() and "s3cret" not in repr(secret)

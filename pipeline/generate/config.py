@@ -1,6 +1,8 @@
 """The generate configuration (pydantic): defaults, YAML loading, one-line errors."""
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,9 @@ class GenerateConfig(_Strict):
     embed_workers: int = Field(1, ge=1)
     retries: int = Field(2, ge=0, description="extra render attempts per clip")
     endpoints: list[str] = []
+    auth_token: str | None = Field(default_factory=lambda: os.environ.get("WORLDLOOM_AUTH_TOKEN") or None,
+                                   exclude=True, repr=False,  # a secret: never in dataset.json or MLflow
+                                   description="token for render servers bound beyond loopback; default $WORLDLOOM_AUTH_TOKEN")
     ray_address: str | None = None
     local_ray_cpus: int | None = Field(None, ge=1, description="CPUs of a Ray started by generate; default os.cpu_count()")
     passes: list[str] | None = None   # None: the passes each resolved clip asks for

@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.generate.config import GenerateConfig
 from pipeline.generate.progress import RunCounts, RunProgress, summary_table
-from pipeline.generate.tasks import ClipTask, ManifestInfo, expand_manifests
+from pipeline.generate.tasks import ClipTask, ManifestInfo, expand_manifests, render_endpoints
 from pipeline.quality import reject_reasons
 from pipeline.shards import (
     DatasetLayout,
@@ -76,6 +76,7 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
     started = time.perf_counter()
     layout = DatasetLayout(Path(config.out))
     tasks, infos = expand_manifests([Path(m) for m in manifests])
+    config = config.model_copy(update={"endpoints": render_endpoints(infos, list(config.endpoints))})
     if config.overwrite:
         _remove_outputs(layout)
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -393,7 +394,7 @@ def _start_stages(config: GenerateConfig, cores: float, emit: EventHook) -> tupl
         (render_cls if endpoint is None else remote_cls).remote(
             endpoint, idle_timeout=config.client_idle_timeout_s, max_retries=config.client_max_retries,
             connect_timeout=config.client_connect_timeout_s,
-            passes=config.passes)
+            passes=config.passes, auth_token=config.auth_token)
         for endpoint in endpoints
     ]
     thresholds = config.thresholds.to_thresholds()

@@ -58,7 +58,7 @@ class RenderStage:
     restarts when it finds it dead (a crashed engine), so retried clips land on a live server."""
 
     def __init__(self, endpoint: str | None, *, idle_timeout: float, max_retries: int, connect_timeout: float,
-                 passes: list[str] | None) -> None:
+                 passes: list[str] | None, auth_token: str | None = None) -> None:
         from unreal_bridge.client import RenderClient
 
         self.server = None
@@ -69,7 +69,7 @@ class RenderStage:
             endpoint = self.server.address
         self.endpoint = endpoint
         self.passes = passes
-        self.client = RenderClient(endpoint, idle_timeout=idle_timeout, max_retries=max_retries,
+        self.client = RenderClient(endpoint, auth_token=auth_token, idle_timeout=idle_timeout, max_retries=max_retries,
                                    connect_timeout=connect_timeout, initial_backoff=0.1, max_backoff=1.0)
         self.clock = _BusyClock()
         self.server_cpu_seconds = 0.0

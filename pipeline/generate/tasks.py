@@ -30,6 +30,8 @@ class ManifestInfo:
     sha256: str                   # the manifest's own hash (the key prefix)
     resolved_sha256: str          # covers the manifest hash and every resolved clip hash
     resolved: dict[str, str]      # key -> resolved clip sha256
+    backend: str = "procedural"   # renderer.backend of the manifest
+    endpoints: tuple[str, ...] = ()  # renderer.endpoints of the manifest
 
 
 def expand_manifests(paths: list[Path]) -> tuple[list[ClipTask], list[ManifestInfo]]:
@@ -55,9 +57,34 @@ def expand_manifests(paths: list[Path]) -> tuple[list[ClipTask], list[ManifestIn
             seen[key] = str(path)
             hashes[key] = clip.get("sha256") or clip_sha256(clip)
             tasks.append(ClipTask(key=key, clip=clip, manifest_path=str(path)))
+        renderer = getattr(getattr(resolved, "manifest", None), "renderer", None)
         infos.append(ManifestInfo(path=str(path), name=name, sha256=resolved.manifest_sha256,
-                                  resolved_sha256=resolved.sha256, resolved=hashes))
+                                  resolved_sha256=resolved.sha256, resolved=hashes,
+                                  backend=str(getattr(renderer, "backend", "procedural")),
+                                  endpoints=tuple(getattr(renderer, "endpoints", ()) or ())))
     tasks.sort(key=lambda task: task.key)
     for order, task in enumerate(tasks):
         task.order = order
     return tasks, infos
+
+
+def render_endpoints(infos: list[ManifestInfo], command_line: list[str]) -> list[str]:
+    """Endpoints to render on: the command line's, else those the manifests list.
+
+    A manifest for the Unreal backend cannot fall back to procedural servers: the procedural
+    renderer cannot load an Unreal level, so that is a user error to fix before anything runs.
+    """
+    if command_line:
+        return list(command_line)
+    endpoints: list[str] = []
+    for info in infos:
+        endpoints.extend(e for e in info.endpoints if e not in endpoints)
+    if not endpoints:
+        for info in infos:
+            if info.backend == "unreal":
+                raise UserError(
+                    f"{info.path}: renderer.backend is unreal but no render endpoint is given",
+                    hint="start the Unreal render server (docs/unreal.md) and list it under renderer.endpoints "
+                         "or pass --endpoint HOST:PORT",
+                )
+    return endpoints
