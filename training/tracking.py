@@ -11,7 +11,6 @@ file `mlflow.db` in the run folder (SQLite is fine for one machine; multi-node r
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -140,6 +139,3 @@ class Rank0Tracker:
         if self.active and self._mlflow.active_run() is not None:
             self._mlflow.end_run(status="RUNNING")
 
-
-def dump_json(data: Any) -> str:
-    return json.dumps(data, indent=1, sort_keys=True, default=str)
