@@ -51,20 +51,24 @@ def demo(out: Path, vae_steps: int | None, world_steps: int | None, seconds: flo
 
     console.rule("[bold]2/4 train the tiny video autoencoder (2 Ray workers)")
     storage = out / "train"
-    vae_overrides: dict[str, object] = {"storage_path": str(storage)}
+    # Each demo run trains new runs beside the old ones (nothing is overwritten); the dataset
+    # above is resumed, so a second `make demo` renders nothing again.
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    vae_overrides: dict[str, object] = {"storage_path": str(storage), "name": f"tiny-vae-{stamp}"}
     if vae_steps is not None:
         vae_overrides["steps"] = vae_steps
-    vae = api.train(TINY_VAE, [str(data_dir)], num_workers=2, overrides=vae_overrides)
+    vae = _train_with_progress(console, TINY_VAE, data_dir, vae_overrides)
 
     console.rule("[bold]3/4 train the tiny world model on the frozen autoencoder's latents")
-    world_overrides: dict[str, object] = {"storage_path": str(storage), "vae_checkpoint": str(vae.checkpoint)}
+    world_overrides: dict[str, object] = {"storage_path": str(storage), "name": f"tiny-world-{stamp}",
+                                          "vae_checkpoint": str(vae.checkpoint)}
     if world_steps is not None:
         world_overrides["steps"] = world_steps
-    world = api.train(TINY_WORLD, [str(data_dir)], num_workers=2, overrides=world_overrides)
+    world = _train_with_progress(console, TINY_WORLD, data_dir, world_overrides)
 
     console.rule("[bold]4/4 sample a rollout")
     video = api.sample(world.checkpoint, "first-person walk through a city at noon, moving forward",
-                       seconds=seconds, out=out / "rollout.mp4", actions="w-16,jw-8,w-8")
+                       seconds=seconds, out=out / f"rollout-{stamp}.mp4", actions="w-16,lw-8,w-8")
 
     table = Table(title=f"worldloom demo finished in {time.monotonic() - started:.0f} s", show_header=False)
     table.add_row("dataset (shards + index.parquet)", str(data_dir))
@@ -73,3 +77,20 @@ def demo(out: Path, vae_steps: int | None, world_steps: int | None, seconds: flo
     table.add_row("sampled rollout", str(video))
     table.add_row("MLflow UI", f"mlflow ui --backend-store-uri {tracking_uri}")
     console.print(table)
+
+
+def _train_with_progress(console: Console, config: Path, data_dir: Path, overrides: dict[str, object]):
+    """`api.train` with 2 workers and a step progress bar fed by rank 0's heartbeats."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from training import api
+
+    resolved = api.resolve_config(config, num_workers=2, overrides=overrides)
+    with Progress(TextColumn(f"[bold]train {resolved.stage}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task("train", total=resolved.steps)
+        result = api.train(resolved, [str(data_dir)],
+                           on_progress=lambda beat: progress.update(task, completed=max(0, int(beat.get("step", 0)))))
+        progress.update(task, completed=result.step)
+    console.print(f"  {result.run_name}: {result.step} steps in {result.wall_s:.0f} s, checkpoint {result.checkpoint}")
+    return result

@@ -165,7 +165,7 @@ def test_ctrl_c_then_rerun_resumes_the_cli_exactly_once_per_input(tmp_path):
     config.write_text(yaml.safe_dump(json.loads(small_config().model_dump_json())))
     out = tmp_path / "out"
     command = [str(Path(sys.executable).parent / "worldloom"), "curate", str(inputs), "--out", str(out),
-               "--config", str(config), "--workers", "1", "--quiet"]
+               "--config", str(config), "--workers", "2", "--quiet"]
     env = {**os.environ, "RAY_ADDRESS": ""}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 240

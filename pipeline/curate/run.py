@@ -61,6 +61,10 @@ def _process_pending(pending: list[str], dataset: Path, config: CurateConfig, *,
     if not pending:
         return {}
     _ensure_ray(num_cpus, ray_address)
+    available = float(ray.cluster_resources().get("CPU", 0.0))
+    if config.run.num_cpus_per_task > available:  # Ray would wait for the CPUs forever
+        raise UserError(f"config run.num_cpus_per_task={config.run.num_cpus_per_task:g} but Ray has {available:g} CPUs",
+                        hint="lower run.num_cpus_per_task or raise --workers")
     remote = ray.remote(num_cpus=config.run.num_cpus_per_task, max_retries=0)(_curate_task)
     config_json = config.model_dump_json()
     attempts: Counter[str] = Counter()
