@@ -25,7 +25,7 @@ TINY_WORLD = REPO_ROOT / "training" / "configs" / "tiny_world.yaml"
               help="Folder for the dataset, checkpoints, MLflow store and the sampled video.")
 @click.option("--vae-steps", type=int, default=None, help="Override the tiny VAE step count.")
 @click.option("--world-steps", type=int, default=None, help="Override the tiny world-model step count.")
-@click.option("--seconds", type=float, default=2.0, show_default=True, help="Length of the sampled rollout.")
+@click.option("--seconds", type=float, default=4.0, show_default=True, help="Length of the sampled rollout.")
 def demo(out: Path, vae_steps: int | None, world_steps: int | None, seconds: float) -> None:
     """Generate the quickstart dataset, train `tiny` (vae, then world) on 2 Ray workers, sample."""
     import ray

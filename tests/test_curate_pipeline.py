@@ -162,23 +162,27 @@ def test_ctrl_c_then_rerun_resumes_the_cli_exactly_once_per_input(tmp_path):
         frames, _ = concatenate_with_cuts([24, 24], seed=80 + number)
         write_video(inputs / f"walk_{number}.mp4", frames)
     config = tmp_path / "curate.yaml"
-    config.write_text(yaml.safe_dump(json.loads(small_config().model_dump_json())))
+    settings = json.loads(small_config().model_dump_json())
+    settings["run"]["num_cpus_per_task"] = 1           # one worker: one cold start per run
+    config.write_text(yaml.safe_dump(settings))
     out = tmp_path / "out"
-    command = [str(Path(sys.executable).parent / "worldloom"), "curate", str(inputs), "--out", str(out),
-               "--config", str(config), "--workers", "2", "--quiet"]
+    command = [sys.executable, "-m", "pipeline.cli", "curate", str(inputs), "--out", str(out),
+               "--config", str(config), "--workers", "1", "--quiet"]
     env = {**os.environ, "RAY_ADDRESS": ""}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def staged_inputs() -> int:
+        return sum(1 for d in (out / "work").glob("*") if (d / "result.json").exists())
+
     deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        if any((d / "result.json").exists() for d in (out / "work").glob("*")) if (out / "work").is_dir() else False:
-            break
+    while time.time() < deadline and process.poll() is None and staged_inputs() == 0:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, error = process.communicate(timeout=120)
     assert process.returncode == 130, error[-2000:]
     assert "interrupted; completed work is kept" in error
     assert read_dataset_json(out / "dataset.json")["status"] == "incomplete"
-    staged = sum(1 for d in (out / "work").glob("*") if (d / "result.json").exists())
+    staged = staged_inputs()
     assert 1 <= staged < 3 and not list((out / "work").glob("*.tmp"))
     finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
