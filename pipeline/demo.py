@@ -71,6 +71,8 @@ def demo(out: Path, vae_steps: int | None, world_steps: int | None, seconds: flo
                        seconds=seconds, out=out / f"rollout-{stamp}.mp4", actions="w-16,lw-8,w-8")
 
     table = Table(title=f"worldloom demo finished in {time.monotonic() - started:.0f} s", show_header=False)
+    table.add_column("what", no_wrap=True)
+    table.add_column("where", overflow="fold")  # paths are printed whole, never cut
     table.add_row("dataset (shards + index.parquet)", str(data_dir))
     table.add_row("autoencoder checkpoint", str(vae.checkpoint))
     table.add_row("world-model checkpoint", str(world.checkpoint))
