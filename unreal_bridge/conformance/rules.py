@@ -26,7 +26,7 @@ KNOWN_PASSES = {"rgb": ("uint8", 3), "depth": ("float32", 1), "segmentation": ("
 POSE_ATOL_M = 1e-3  # 1 mm: far below one frame of motion, far above float round-off
 ROTATION_ATOL = 1e-4
 HANDOVER_S = 15.0  # how long a server may take to notice a cancelled stream
-# Accepted sim_time of frame 0, in steps (see the `sim_time` rule and docs/requests/unreal.md).
+# Accepted sim_time of frame 0, in steps (see the `sim_time` rule and docs/architecture.md, "Simulation time").
 SIM_TIME_ORIGINS = (0,)  # frame i is at i * step (render.proto, docs/architecture.md)
 
 
