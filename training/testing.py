@@ -11,23 +11,13 @@ import json
 import tarfile
 from pathlib import Path
 
-import av
 import numpy as np
 
 
 def encode_mp4(frames_THW3: np.ndarray, fps: int) -> bytes:  # fixed GOP of 8 for seek tests
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = frames_THW3.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "g": "8", "preset": "ultrafast"}
-        for frame in frames_THW3:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buffer.getvalue()
+    from pipeline.encode import EncodeSettings, encode_mp4 as encode_h264
+
+    return encode_h264(frames_THW3, fps, EncodeSettings(crf=18, gop=8, preset="ultrafast"))
 
 
 def pattern_clip(index: int, frames: int, height: int, width: int) -> np.ndarray:

@@ -8,27 +8,16 @@ import io
 import os
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
 
 def encode_mp4(frames_THW3: np.ndarray, fps: float, crf: int = 18) -> bytes:
-    """(T, H, W, 3) uint8 -> H.264 mp4 bytes (yuv420p; odd sizes are padded by one pixel)."""
-    frames = _even(frames_THW3)
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=max(1, round(fps)))
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        stream.thread_count = 1  # deterministic bytes
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buffer.getvalue()
+    """(T, H, W, 3) uint8 -> H.264 mp4 bytes through the project's one encoder
+    (`pipeline.encode`); odd sizes are padded by one pixel since yuv420p needs even ones."""
+    from pipeline.encode import EncodeSettings, encode_mp4 as encode_h264
+
+    return encode_h264(_even(frames_THW3), fps, EncodeSettings(crf=crf))
 
 
 def _even(frames: np.ndarray) -> np.ndarray:

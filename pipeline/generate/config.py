@@ -17,16 +17,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_QUALITY = QualityThresholds()  # the one place the default thresholds are written
+
+
 class ThresholdsConfig(_Strict):
-    max_black_fraction: float = 0.5
-    max_frozen_fraction: float = 0.5
-    min_luma_mean: float = 0.04
-    max_luma_mean: float = 0.96
-    max_clipped_fraction: float = 0.6
-    min_sharpness: float = 0.5
-    min_pixel_motion: float = 0.002
-    min_camera_speed_mps: float = 0.05
-    min_camera_rotation_dps: float = 1.0
+    """The keep/reject gates a user may set in the config; defaults come from QualityThresholds."""
+
+    max_black_fraction: float = _QUALITY.max_black_fraction
+    max_frozen_fraction: float = _QUALITY.max_frozen_fraction
+    min_luma_mean: float = _QUALITY.min_luma_mean
+    max_luma_mean: float = _QUALITY.max_luma_mean
+    max_clipped_fraction: float = _QUALITY.max_clipped_fraction
+    min_sharpness: float = _QUALITY.min_sharpness
+    min_pixel_motion: float = _QUALITY.min_pixel_motion
+    min_camera_speed_mps: float = _QUALITY.min_camera_speed_mps
+    min_camera_rotation_dps: float = _QUALITY.min_camera_rotation_dps
 
     def to_thresholds(self) -> QualityThresholds:
         return QualityThresholds(**self.model_dump())
