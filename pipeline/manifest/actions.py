@@ -25,7 +25,7 @@ import numpy as np
 from pipeline.manifest.rollout import (
     BACK, FORWARD, JUMP, LEFT, PITCH, RIGHT, SPRINT, YAW, RolloutParams, WalkerState, walker_step,
 )
-from pipeline.manifest.schema import ACTION_KEYS
+from pipeline.manifest.schema import ACTION_KEYS, MAX_ACTION_STRING_CHARS, MAX_FRAMES
 
 ACTION_LETTERS = "wsadjlikxrn"
 _SEGMENT = re.compile(r"^([a-zA-Z]+)-([0-9]+)$")
@@ -55,10 +55,16 @@ def parse_action_string(text: str, *, look_deg_per_frame: float = 3.0, frames: i
     """(T, 8) float32 actions from e.g. `"w-80,a-20,jw-40"`.
 
     With `frames`, a shorter string is padded with idle frames and a longer one is an error.
+    The length is checked segment by segment *before* anything is allocated, so `w-1000000000000`
+    is a one-line error, not a MemoryError (the ceiling is `frames`, else MAX_FRAMES).
     """
     if not isinstance(text, str) or not text.strip():
         raise ActionStringError("the action string is empty; write segments like 'w-40,jw-10'")
-    rows: list[np.ndarray] = []
+    if len(text) > MAX_ACTION_STRING_CHARS:
+        raise ActionStringError(f"the action string has {len(text)} characters, more than {MAX_ACTION_STRING_CHARS}; merge segments (w-40 instead of w-1,w-1,...)")
+    limit = frames if frames is not None else MAX_FRAMES
+    total = 0
+    rows: list[tuple[np.ndarray, int]] = []
     for position, raw in enumerate(text.split(",")):
         segment = raw.strip()
         match = _SEGMENT.match(segment)
@@ -67,6 +73,8 @@ def parse_action_string(text: str, *, look_deg_per_frame: float = 3.0, frames: i
                 f"segment {position + 1} {segment!r} is not KEYS-FRAMES; write e.g. 'w-40' (keys {ACTION_LETTERS}, then '-', then a frame count)"
             )
         keys, count_text = match.group(1), match.group(2)
+        if len(count_text) > 12:  # never parse a 4000-digit number
+            raise ActionStringError(f"segment {position + 1} {segment[:40]!r} holds for a {len(count_text)}-digit number of frames; a clip has at most {limit} frames")
         unknown = sorted({letter for letter in keys if letter not in ACTION_LETTERS})
         if unknown:
             raise ActionStringError(
@@ -80,6 +88,7 @@ def parse_action_string(text: str, *, look_deg_per_frame: float = 3.0, frames: i
         count = int(count_text)
         if count < 1:
             raise ActionStringError(f"segment {position + 1} {segment!r} holds for 0 frames; use a count >= 1")
+        total += count
         row = np.zeros(8, dtype=np.float32)
         for letter in keys:
             if letter in _KEY_SLOT:
@@ -87,13 +96,17 @@ def parse_action_string(text: str, *, look_deg_per_frame: float = 3.0, frames: i
             elif letter in _LOOK:
                 slot, sign = _LOOK[letter]
                 row[slot] += sign * look_deg_per_frame
-        rows.append(np.repeat(row[None, :], count, axis=0))
-    actions = np.concatenate(rows, axis=0)
-    if frames is not None:
-        if len(actions) > frames:
-            raise ActionStringError(f"the action string lasts {len(actions)} frames but the clip has {frames}; shorten it or raise output.frames")
-        if len(actions) < frames:
-            actions = np.concatenate([actions, np.zeros((frames - len(actions), 8), dtype=np.float32)], axis=0)
+        rows.append((row, count))
+    # Only now, with the length known, is anything frame-sized allocated.
+    if frames is not None and total > frames:
+        raise ActionStringError(f"the action string lasts {total} frames but the clip has {frames}; shorten it or raise output.frames")
+    if total > limit:
+        raise ActionStringError(f"the action string lasts {total} frames, more than a clip may have ({MAX_FRAMES}); shorten it")
+    actions = np.zeros((frames if frames is not None else total, 8), dtype=np.float32)  # the tail stays idle
+    at = 0
+    for row, count in rows:
+        actions[at : at + count] = row
+        at += count
     return actions
 
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from pipeline.manifest.actions import ActionStringError, parse_action_string
 from pipeline.manifest.randomize import extreme_values, get_path, is_integer_target, is_numeric_target, set_path
-from pipeline.manifest.schema import RANDOMIZABLE_SECTIONS, Distribution, Manifest, Scene
+from pipeline.manifest.schema import MAX_CLIPS_TOTAL, RANDOMIZABLE_SECTIONS, Distribution, Manifest, Scene
 
 Loc = tuple[str | int, ...]
 
@@ -32,6 +32,10 @@ def check_manifest(manifest: Manifest) -> list[Issue]:
         if scene.name in seen:
             issues.append(Issue(("scenes", index, "name"), f"scene name {scene.name!r} is also used by scenes[{seen[scene.name]}]", "give every scene a unique name"))
         seen.setdefault(scene.name, index)
+    total = sum(scene.clips for scene in manifest.scenes)
+    if total > MAX_CLIPS_TOTAL:
+        issues.append(Issue(("scenes",), f"the scenes ask for {total} clips in all, more than the limit of {MAX_CLIPS_TOTAL}",
+                            "split the dataset into several manifests (each renders and resumes on its own)"))
     if len(set(manifest.passes)) != len(manifest.passes):
         issues.append(Issue(("passes",), f"{manifest.passes} lists a pass twice", "list each of rgb, depth, segmentation at most once"))
     if "rgb" not in manifest.passes:

@@ -193,7 +193,57 @@ def issue_from_pydantic(error: dict[str, Any], data: Any) -> Issue:
 # --------------------------------------------------------------------------- YAML
 
 
-def _duplicate_key(node: yaml.Node, path: Loc = ()) -> tuple[Loc, int] | None:
+#: Largest manifest text accepted (a heightmap data URI of ~1 MiB fits).
+MAX_MANIFEST_BYTES = 2 * 1024 * 1024
+#: Most YAML nodes the document may expand to, counting every alias as a full copy of its anchor.
+#: A "billion laughs" file (nine anchors of nine aliases) is 2 KB of text but 10^9 nodes once
+#: validated; real manifests are a few hundred nodes (10,000 waypoints are 30,000).
+MAX_YAML_NODES = 200_000
+
+
+def _expanded_size(root: yaml.Node, budget: int) -> int | None:
+    """Nodes the document expands to with aliases copied out, or None past `budget`.
+
+    PyYAML's composer returns the *same* node object for every alias of an anchor, so the tree
+    is a DAG: sizes are memoised per node (the walk is linear in the text, not in the expansion),
+    and a node met again while its own children are being counted is a self-referencing alias.
+    """
+    size: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            active.discard(key)
+            children = _children(node)
+            size[key] = min(budget + 1, 1 + sum(size[id(child)] for child in children))
+            continue
+        if key in size:
+            continue
+        if key in active:
+            raise UserError("an alias (*name) refers to the mapping or list that contains it; fix: remove the self-reference")
+        active.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in size)
+    total = size[id(root)]
+    return None if total > budget else total
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _duplicate_key(node: yaml.Node, path: Loc = (), seen_nodes: set[int] | None = None) -> tuple[Loc, int] | None:
+    """The first key that appears twice in one mapping; an aliased node is checked once."""
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    if id(node) in seen_nodes:
+        return None
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
@@ -202,12 +252,12 @@ def _duplicate_key(node: yaml.Node, path: Loc = ()) -> tuple[Loc, int] | None:
                 if name in seen:
                     return (*path, name), key.start_mark.line + 1
                 seen.add(name)
-            found = _duplicate_key(value, (*path, name if name is not None else "?"))
+            found = _duplicate_key(value, (*path, name if name is not None else "?"), seen_nodes)
             if found:
                 return found
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            found = _duplicate_key(item, (*path, index))
+            found = _duplicate_key(item, (*path, index), seen_nodes)
             if found:
                 return found
     return None
@@ -215,12 +265,21 @@ def _duplicate_key(node: yaml.Node, path: Loc = ()) -> tuple[Loc, int] | None:
 
 def parse_yaml(text: str, source: str) -> tuple[Any, SourceMap]:
     """Construct the document and keep its node tree; YAML errors become one-line UserErrors."""
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise UserError(f"{source}: the manifest is {len(text)} characters, more than {MAX_MANIFEST_BYTES}; fix: split it into several manifests")
     loader: yaml.SafeLoader | None = None
     try:
         loader = yaml.SafeLoader(text)  # the reader rejects control characters here already
         root = loader.get_single_node()
         if root is None:
             raise UserError(f"{source}: the manifest is empty; fix: start from manifests/examples/quickstart.yaml")
+        try:
+            expanded = _expanded_size(root, MAX_YAML_NODES)
+        except UserError as error:
+            raise UserError(f"{source}: {error.one_line()}") from None
+        if expanded is None:
+            raise UserError(f"{source}: YAML aliases (*name) expand the document past {MAX_YAML_NODES} values; "
+                            "fix: write the values out or use fewer, smaller anchors (nested aliases multiply)")
         duplicate = _duplicate_key(root)
         if duplicate is not None:
             loc, line = duplicate

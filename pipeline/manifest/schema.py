@@ -31,6 +31,22 @@ ENDPOINT_PATTERN = r"^[A-Za-z0-9.\-_\[\]:]+:[0-9]{1,5}$"
 
 UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
 
+# Resource limits (docs/manifests.md, "Limits"): a manifest is untrusted input (the render server
+# resolves what any client sends), so every count and size that drives allocation or work has a
+# ceiling. Each is far above what a real dataset needs and low enough that one clip resolves in
+# about a second and its resolved JSON fits one gRPC message.
+MAX_FRAMES = 10_000             # frames per clip (5.5 min at 30 fps; ~1 MB resolved JSON, ~0.6 s to resolve)
+MAX_WIDTH, MAX_HEIGHT = 7680, 4320
+MAX_CLIPS_PER_SCENE = 1_000_000
+MAX_CLIPS_TOTAL = 1_000_000     # over all scenes (checks.py)
+MAX_SCENES = 1_000
+MAX_ACTION_STRING_CHARS = 100_000
+MAX_WAYPOINTS = 10_000
+MAX_RANDOMIZERS = 200           # entries in one randomize map
+MAX_CHOICES = 1_000             # options in one choice distribution
+MAX_TEXT_CHARS = 10_000         # free text (description)
+MAX_HEIGHTMAP_CHARS = 1_400_000  # a name in the server's asset folders, or a base64 PNG data URI (~1 MiB)
+
 
 class StrictModel(BaseModel):
     """Unknown keys, type coercion and NaN/inf are all errors in a manifest."""
@@ -50,8 +66,8 @@ class Renderer(StrictModel):
     """Which render servers produce the frames."""
 
     backend: Literal["procedural", "unreal"] = "procedural"
-    endpoints: list[Annotated[str, Field(pattern=ENDPOINT_PATTERN)]] = Field(
-        default_factory=list,
+    endpoints: list[Annotated[str, Field(pattern=ENDPOINT_PATTERN, max_length=300)]] = Field(
+        default_factory=list, max_length=256,
         description="HOST:PORT of running render servers; empty = the pipeline starts procedural servers itself.",
     )
 
@@ -59,10 +75,10 @@ class Renderer(StrictModel):
 class Output(StrictModel):
     """Frame size, rate, clip length and codec settings shared by every clip."""
 
-    width: int = Field(ge=16, le=7680, description="pixels; even (H.264 4:2:0)")
-    height: int = Field(ge=16, le=4320, description="pixels; even (H.264 4:2:0)")
+    width: int = Field(ge=16, le=MAX_WIDTH, description="pixels; even (H.264 4:2:0)")
+    height: int = Field(ge=16, le=MAX_HEIGHT, description="pixels; even (H.264 4:2:0)")
     fps: int = Field(ge=1, le=240)
-    frames: int = Field(ge=1, le=100_000, description="frames per clip")
+    frames: int = Field(ge=1, le=MAX_FRAMES, description="frames per clip")
     crf: int = Field(default=23, ge=0, le=51, description="H.264 constant rate factor")
     gop: int = Field(default=16, ge=1, le=1000, description="key-frame interval in frames")
     temporal_samples: int = Field(
@@ -114,7 +130,11 @@ class ForestParams(StrictModel):
 
 
 class TerrainParams(StrictModel):
-    heightmap: str | None = Field(default=None, description="grayscale PNG path; null = generated from the world seed")
+    heightmap: str | None = Field(
+        default=None, max_length=MAX_HEIGHTMAP_CHARS,
+        description="grayscale PNG: a path inside the render server's asset folders (e.g. heightmaps/wm_height_out.png), "
+                    "or the PNG itself as data:image/png;base64,...; null = generated from the world seed",
+    )
     size_m: float = Field(default=100.0, gt=1.0, le=10_000.0)
     height_scale_m: float = Field(default=8.0, ge=0.0, le=1000.0)
     roughness: UnitFloat = 0.5
@@ -225,7 +245,7 @@ class Camera(StrictModel):
     near_m: float = Field(default=0.05, gt=0.0, le=10.0)
     far_m: float = Field(default=500.0, gt=1.0, le=100_000.0, description="sky depth; depth never exceeds it")
     orbit_target: list[float] | None = Field(default=None, min_length=3, max_length=3, description="orbit rig: the point looked at")
-    vehicle_model: str = Field(default="sedan", pattern=r"^[A-Za-z0-9_./\-]+$", description="vehicle rig: sedan (built from primitives, drives straight), racecar or husky (pybullet_data)")
+    vehicle_model: str = Field(default="sedan", max_length=64, pattern=r"^[A-Za-z0-9_./\-]+$", description="vehicle rig: sedan (built from primitives, drives straight), racecar or husky (pybullet_data)")
 
 
 # --------------------------------------------------------------------------- motion
@@ -260,9 +280,9 @@ class Motion(StrictModel):
     """How per-frame actions are produced: held still, scripted, a seeded random walk, or waypoints."""
 
     policy: Literal["static", "scripted", "random_walk", "waypoints"]
-    actions: str | None = Field(default=None, description="scripted: e.g. 'w-80,a-20,jw-40' (see docs/manifests.md)")
+    actions: str | None = Field(default=None, max_length=MAX_ACTION_STRING_CHARS, description="scripted: e.g. 'w-80,a-20,jw-40' (see docs/manifests.md)")
     waypoints: list[Annotated[list[float], Field(min_length=2, max_length=2)]] | None = Field(
-        default=None, description="waypoints: [[x, y], ...] in world metres"
+        default=None, max_length=MAX_WAYPOINTS, description="waypoints: [[x, y], ...] in world metres"
     )
     random_walk: RandomWalk | None = None
     speed_mps: float = Field(default=1.4, gt=0.0, le=100.0)
@@ -306,22 +326,25 @@ class Distribution(StrictModel):
     """Exactly one of `uniform: [lo, hi]`, `choice: [...]` (+ optional `weights`), `normal: {mean, std, min, max}`."""
 
     uniform: list[float] | None = Field(default=None, min_length=2, max_length=2)
-    choice: list[Any] | None = Field(default=None, min_length=1)
-    weights: list[Annotated[float, Field(ge=0.0)]] | None = None
+    choice: list[Any] | None = Field(default=None, min_length=1, max_length=MAX_CHOICES)
+    weights: list[Annotated[float, Field(ge=0.0)]] | None = Field(default=None, max_length=MAX_CHOICES)
     normal: NormalSpec | None = None
 
     def kind(self) -> str:
         return next(name for name in ("uniform", "choice", "normal") if getattr(self, name) is not None)
 
 
-RandomizeMap = dict[Annotated[str, Field(pattern=r"^[a-z_]+(\.[A-Za-z0-9_]+)+$")], Distribution]
+RandomizeMap = Annotated[
+    dict[Annotated[str, Field(pattern=r"^[a-z_]+(\.[A-Za-z0-9_]+)+$", max_length=200)], Distribution],
+    Field(max_length=MAX_RANDOMIZERS),
+]
 
 # --------------------------------------------------------------------------- scene, manifest
 
 
 class Scene(StrictModel):
     name: str = Field(pattern=SCENE_NAME_PATTERN, max_length=64, description="lower-case letters, digits, underscores (no dots)")
-    clips: int = Field(default=1, ge=1, le=1_000_000, description="clips sampled from this scene")
+    clips: int = Field(default=1, ge=1, le=MAX_CLIPS_PER_SCENE, description="clips sampled from this scene")
     world: World
     camera: Camera
     motion: Motion
@@ -334,14 +357,14 @@ class Manifest(StrictModel):
 
     version: Literal[1]
     name: str = Field(pattern=r"^[a-z0-9_\-]+$", max_length=64)
-    description: str = ""
+    description: str = Field(default="", max_length=MAX_TEXT_CHARS)
     seed: int = Field(ge=0, le=2**63 - 1, description="root seed; per scene/clip/subsystem sub-seeds derive from it")
     renderer: Renderer = Field(default_factory=Renderer)
     output: Output
     passes: list[Literal["rgb", "depth", "segmentation"]] = Field(default_factory=lambda: ["rgb", "depth"], min_length=1)
     simulation: Simulation = Field(default_factory=Simulation)
     randomize: RandomizeMap = Field(default_factory=dict, description="applies to every scene; a scene's own entry wins")
-    scenes: list[Scene] = Field(min_length=1)
+    scenes: list[Scene] = Field(min_length=1, max_length=MAX_SCENES)
 
     #: where the manifest came from (file path or a name given by the caller), for error messages
     _source: str = PrivateAttr(default="<manifest>")
