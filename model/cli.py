@@ -32,8 +32,12 @@ def model() -> None:
 @click.option("--height", type=int, default=None, help="video height in pixels; default: the config's")
 @click.option("--width", type=int, default=None, help="video width in pixels; default: the config's")
 @click.option("--batch", type=int, default=1, show_default=True, help="clips per training step")
+@click.option("--attention", type=click.Choice(["diff_v1", "diff_v2"]), default=None,
+              help="attention variant (default: the config's)")
+@click.option("--rollout-seconds", type=float, default=60.0, show_default=True,
+              help="rollout length for the KV-cache rows")
 def info(config_name: str, frames: int | None, seconds: float | None, height: int | None, width: int | None,
-         batch: int) -> None:
+         batch: int, attention: str | None, rollout_seconds: float) -> None:
     """Parameters per component, and FLOPs and memory per training step, for CONFIG
     (tiny | small | base | 2.6b). The model is built on the meta device: nothing is allocated."""
     import torch
@@ -41,11 +45,14 @@ def info(config_name: str, frames: int | None, seconds: float | None, height: in
     from rich.table import Table
 
     from model.configs import get_config
-    from model.counting import count_parameters, parameters_by_component, training_step_cost
+    from model.counting import (count_parameters, kv_cache_bytes, parameters_by_component,
+                                rollout_cache_frames, training_step_cost)
     from model.vae import VideoVAE
     from model.world_model import WorldModel
 
-    config = get_config(config_name)
+    config = get_config(config_name, **({"attention": attention} if attention else {}))
+    if rollout_seconds <= 0:
+        raise UserError(f"--rollout-seconds {rollout_seconds}: must be positive")
     if frames is not None and seconds is not None:
         raise UserError("--frames and --seconds: give only one")
     if seconds is not None:
@@ -60,7 +67,7 @@ def info(config_name: str, frames: int | None, seconds: float | None, height: in
         world = WorldModel(config)
         vae = VideoVAE(config.vae)
     console = Console()
-    table = Table(title=f"{config.name}: parameters")
+    table = Table(title=f"{config.name} ({config.dit.attention}): parameters")
     table.add_column("component")
     table.add_column("parameters", justify="right")
     for name, count in parameters_by_component(world).items():
@@ -83,6 +90,7 @@ def info(config_name: str, frames: int | None, seconds: float | None, height: in
     step.add_row("latents (C, F, h, w)", str(cost.latent_shape))
     step.add_row("tokens (video / text)", f"{cost.tokens:,} / {cost.text_tokens}")
     step.add_row("layers x width, diff heads x head_dim", f"{dit.depth} x {dit.width}, {dit.heads} x {dit.head_dim}")
+    step.add_row("attention", f"{dit.attention} (K/V {dit.kv_dim} values per token per layer)")
     step.add_row("FLOPs forward", _human(cost.forward_flops, "FLOP"))
     step.add_row("FLOPs per training step (3x forward)", _human(cost.step_flops, "FLOP"))
     step.add_row("attention share of FLOPs", f"{100 * cost.attention_fraction:.1f} %")
@@ -92,4 +100,14 @@ def info(config_name: str, frames: int | None, seconds: float | None, height: in
     step.add_row("total memory per step (no ckpt / ckpt)",
                  f"{_bytes(cost.total_bytes)} / {_bytes(cost.total_bytes_checkpointed)}", style="bold")
     console.print(step)
+
+    cache = Table(title=f"sampling KV cache: {rollout_seconds:g} s rollout at {height}x{width} "
+                        f"@ {config.fps:g} fps, bf16, batch 1, per CFG branch (the sampler runs up to 3)")
+    cache.add_column("cache")
+    cache.add_column("latent frames", justify="right")
+    cache.add_column("bytes", justify="right")
+    for label, window in (("sink + window of 4 chunks (the sampler's default)", 4), ("no eviction", None)):
+        held = rollout_cache_frames(config, rollout_seconds, window)
+        cache.add_row(label, str(held), _bytes(kv_cache_bytes(config, held, height, width)))
+    console.print(cache)
     console.print("Counts are analytic (see model/counting.py); the VAE is not part of the world-model step.")

@@ -17,6 +17,7 @@ from math import log2
 
 from pipeline.errors import UserError
 
+ATTENTION_KINDS = ("diff_v1", "diff_v2")
 ACTION_DIM = 8  # [forward, back, left, right, jump, sprint, yaw_deg, pitch_deg], docs/architecture.md
 
 
@@ -96,6 +97,10 @@ class DiTConfig:
     head_dim: int = 16  # q/k head width; v heads are 2x wider
     mlp_hidden: int | None = None  # SwiGLU hidden size; None -> 8/3 * width rounded up to 64
     qk_norm: bool = True
+    # "diff_v1": Differential Transformer (per-layer scalar lambda, per-head RMSNorm, K/V of 2h heads);
+    # "diff_v2": V2 (token-wise sigmoid lambda, no head norm, grouped-query K/V of h heads: half
+    # the KV cache). V1 stays the default until V2 is measured better (docs/model.md)
+    attention: str = "diff_v1"
     rope_theta: float = 10000.0
     # chunk-causal structure, in latent frames: chunk 0 has `first_chunk_frames` (the image frame
     # for image-to-video), then chunks of `chunk_frames`
@@ -116,6 +121,15 @@ class DiTConfig:
         if self.mlp_hidden is not None:
             return self.mlp_hidden
         return ((8 * self.width // 3) + 63) // 64 * 64
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTION_KINDS:
+            raise UserError(f"dit.attention={self.attention!r}: use one of {', '.join(ATTENTION_KINDS)}")
+
+    @property
+    def kv_dim(self) -> int:
+        """Key (and value) values per token per self-attention layer: 2h*dh for V1, h*dh for V2."""
+        return (2 if self.attention == "diff_v1" else 1) * self.heads * self.head_dim
 
     def chunk_index_of_frame(self, latent_frame: int) -> int:
         if latent_frame < self.first_chunk_frames:
@@ -215,8 +229,12 @@ CONFIGS: dict[str, WorldModelConfig] = {c.name: c for c in (_TINY, _SMALL, _BASE
 
 
 def get_config(name: str, **overrides: object) -> WorldModelConfig:
-    """The named config; keyword overrides replace top-level fields (frames, fps, height, width)."""
+    """The named config; keyword overrides replace top-level fields (frames, fps, height, width),
+    and `attention` replaces `dit.attention` (checkpoints and exports store it this way)."""
     if name not in CONFIGS:
         raise UserError(f"model config {name!r} is unknown: use one of {', '.join(CONFIGS)}")
     config = CONFIGS[name]
+    attention = overrides.pop("attention", None)
+    if attention is not None:
+        config = replace(config, dit=replace(config.dit, attention=str(attention)))
     return replace(config, **overrides) if overrides else config

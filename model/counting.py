@@ -85,11 +85,15 @@ def training_step_cost(config: WorldModelConfig, trainable_params: int, frozen_p
     text_tokens = dit.text.context_length
     text_width = dit.text.width if text_width is None else text_width
     d, inner, hidden = dit.width, dit.inner_dim, dit.swiglu_hidden
-    per_block_linear_macs = tokens * (4 * d * inner      # self-attention q, k, v, out
-                                      + 2 * d * inner    # cross-attention q, out
-                                      + 3 * d * hidden)  # SwiGLU
-    per_block_linear_macs += text_tokens * 2 * d * inner  # cross-attention k, v over text
-    maps = 4 * dit.heads * dit.head_dim  # four stacked maps of width dh per differential head
+    kv = dit.kv_dim  # V1: k, v of 2h heads (= inner); V2: of h heads (grouped-query)
+    lam = dit.heads if dit.attention == "diff_v2" else 0  # V2's token-wise lambda projection
+    out_in = inner if dit.attention == "diff_v1" else dit.heads * dit.head_dim
+    per_block_linear_macs = tokens * (d * (inner + 2 * kv + out_in + lam)  # self-attention q, k, v, out, lambda
+                                      + d * (inner + out_in + lam)         # cross-attention q, out, lambda
+                                      + 3 * d * hidden)                    # SwiGLU
+    per_block_linear_macs += text_tokens * 2 * d * kv  # cross-attention k, v over text
+    # V1: four stacked maps of width dh per differential head; V2: 2h standard heads of dh
+    maps = (4 if dit.attention == "diff_v1" else 2) * dit.heads * dit.head_dim
     per_block_attention_macs = 2 * maps * tokens * tokens + 2 * maps * tokens * text_tokens
     patch_volume = ph * pw
     io_macs = tokens * (patch_volume * channels * d                 # patch embedding
@@ -113,6 +117,29 @@ def training_step_cost(config: WorldModelConfig, trainable_params: int, frozen_p
         activation_bytes=dit.depth * values * activation_bytes_per_value,
         activation_bytes_checkpointed=(dit.depth * d * tokens * batch + values) * activation_bytes_per_value,
     )
+
+
+def kv_cache_bytes(config: WorldModelConfig, latent_frames: int, height: int, width: int,
+                   bytes_per_value: int = 2) -> int:
+    """Self-attention K/V bytes of `latent_frames` cached latent frames (one CFG branch, batch 1):
+    depth x tokens x 2 (K and V) x kv_dim. V2 caches half of V1 (h instead of 2h heads of dh)."""
+    dit = config.dit
+    s = config.vae.spatial_compression
+    _, ph, pw = dit.patch_size
+    tokens = latent_frames * (height // s // ph) * (width // s // pw)
+    return dit.depth * tokens * 2 * dit.kv_dim * bytes_per_value
+
+
+def rollout_cache_frames(config: WorldModelConfig, seconds: float, window_chunks: int | None = 4) -> int:
+    """Latent frames the sampler's sink + window cache holds after a `seconds` rollout
+    (window_chunks=None: every frame, i.e. no eviction)."""
+    dit = config.dit
+    tc = config.vae.temporal_compression
+    latent = 1 + -(-int(round(seconds * config.fps)) // tc)
+    if window_chunks is None:
+        return latent
+    held = dit.first_chunk_frames + window_chunks * dit.chunk_frames
+    return min(latent, held)
 
 
 class PeakTensorMemory(TorchDispatchMode):

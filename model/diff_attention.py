@@ -1,4 +1,4 @@
-"""Differential attention (Ye et al., "Differential Transformer", ICLR 2025), V1.
+"""Differential attention (Ye et al., "Differential Transformer", ICLR 2025): V1, and V2 below.
 
 For `h` differential heads of width `dh` (half the heads of a standard layer of equal width, so
 the projections have the same parameters as standard multi-head attention with 2h heads):
@@ -21,6 +21,7 @@ docs/bench/model.md). The attention FLOPs are 2x those of standard attention.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -134,3 +135,97 @@ class DifferentialAttention(nn.Module):
         o2 = torch.cat((o[:, :, 2], o[:, :, 3]), dim=-1)  # A2 v
         lam = self.lambda_value()
         return (o1.float() - lam * o2.float()).to(q.dtype)
+
+
+
+class DifferentialAttentionV2(nn.Module):
+    """Differential attention V2 ("Differential Transformer V2", Microsoft, January 2026).
+
+    For `h` differential heads of width `dh`:
+
+        q -> 2h heads of dh;  k, v -> h heads of dh (grouped-query: q heads 2i, 2i+1 read k/v head i)
+        O = softmax(q k^T / sqrt(dh)) v            ONE standard attention call, 2h query heads
+        lambda_i(x) = sigmoid(W_lambda x)_i         per token and head (float32)
+        head_i = O_{2i} - lambda_i O_{2i+1}         (B, h, N, dh)
+        out = W_o concat_i(head_i)                  W_o: h dh -> width
+
+    Against V1: no per-head RMSNorm and no (1 - lambda_init) scale, a token-wise lambda instead of
+    one scalar per layer, and keys/values of h heads of dh, i.e. half of V1's K/V (2h heads of dh
+    each), so the KV cache of a rollout halves. All heads have one width, so the fused SDPA kernels
+    apply. The attention FLOPs equal those of standard attention with 2h heads.
+
+    Grouped-query on SDPA: k/v are repeated to 2h heads right before the call (a transient copy;
+    the cache keeps the h-head K/V). `enable_gqa=True` would avoid the copy but rules out the
+    memory-efficient kernel, the one that serves masked calls on CUDA.
+    """
+
+    def __init__(self, width: int, heads: int, head_dim: int, layer_index: int,
+                 context_dim: int | None = None, qk_norm: bool = True) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = head_dim
+        self.layer_index = layer_index
+        context_dim = width if context_dim is None else context_dim
+        self.to_q = nn.Linear(width, 2 * heads * head_dim, bias=False)
+        self.to_k = nn.Linear(context_dim, heads * head_dim, bias=False)
+        self.to_v = nn.Linear(context_dim, heads * head_dim, bias=False)
+        self.to_lambda = nn.Linear(width, heads, bias=False)  # from the query tokens
+        self.to_out = nn.Linear(heads * head_dim, width, bias=False)
+        self.q_norm = RMSNorm(head_dim, eps=1e-6) if qk_norm else None
+        self.k_norm = RMSNorm(head_dim, eps=1e-6) if qk_norm else None
+
+    def project_kv(self, context: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys (B, h, M, dh) [normed, rotated] and values (B, h, M, dh)."""
+        b, m, _ = context.shape
+        k = self.to_k(context).view(b, m, self.heads, self.head_dim).transpose(1, 2)
+        v = self.to_v(context).view(b, m, self.heads, self.head_dim).transpose(1, 2)
+        if self.k_norm is not None:
+            k = self.k_norm(k)
+        if rope is not None:
+            k = apply_rope(k, *rope)
+        return k, v
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, *,
+                rope_q: tuple[torch.Tensor, torch.Tensor] | None = None,
+                rope_k: tuple[torch.Tensor, torch.Tensor] | None = None,
+                mask: torch.Tensor | None = None,
+                cache: KVCache | None = None, cache_layer: int = 0, write_cache: bool = False
+                ) -> torch.Tensor:
+        """x (B, N, width) -> (B, N, width); arguments as `DifferentialAttention.forward`."""
+        b, n, _ = x.shape
+        q = self.to_q(x).view(b, n, 2 * self.heads, self.head_dim).transpose(1, 2)  # (B, 2h, N, dh)
+        if self.q_norm is not None:
+            q = self.q_norm(q)
+        if rope_q is not None:
+            q = apply_rope(q, *rope_q)
+        k, v = self.project_kv(x if context is None else context, rope_k)  # (B, h, M, dh)
+        if cache is not None:
+            past = cache.context(cache_layer)
+            if write_cache:
+                cache.commit(cache_layer, k, v)
+            if past is not None:
+                k = torch.cat((past[0].to(k.dtype), k), dim=2)
+                v = torch.cat((past[1].to(v.dtype), v), dim=2)
+        lam = torch.sigmoid(self.to_lambda(x).float()).transpose(1, 2)  # (B, h, N) float32
+        out = self.attend(q, k, v, mask, lam)  # (B, h, N, dh)
+        return self.to_out(out.transpose(1, 2).reshape(b, n, self.heads * self.head_dim))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+               lam: torch.Tensor) -> torch.Tensor:
+        """O_{2i} - lambda_i O_{2i+1} for q (B, 2h, N, dh), k, v (B, h, M, dh), lam (B, h, N)."""
+        b, _, n, dh = q.shape
+        k2 = k.repeat_interleave(2, dim=1)  # (B, 2h, M, dh): q heads 2i, 2i+1 -> k/v head i
+        v2 = v.repeat_interleave(2, dim=1)
+        o = F.scaled_dot_product_attention(q, k2, v2, attn_mask=mask).view(b, self.heads, 2, n, dh)
+        return (o[:, :, 0].float() - lam[..., None] * o[:, :, 1].float()).to(q.dtype)
+
+
+AttentionKind = Literal["diff_v1", "diff_v2"]
+
+
+def make_attention(kind: AttentionKind, width: int, heads: int, head_dim: int, layer_index: int,
+                   context_dim: int | None = None, qk_norm: bool = True) -> nn.Module:
+    """The attention module a `DiTConfig.attention` names."""
+    cls = {"diff_v1": DifferentialAttention, "diff_v2": DifferentialAttentionV2}[kind]
+    return cls(width, heads, head_dim, layer_index, context_dim=context_dim, qk_norm=qk_norm)

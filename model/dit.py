@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.configs import DiTConfig
-from model.diff_attention import DifferentialAttention
+from model.diff_attention import make_attention
 from model.kv_cache import KVCache
 
 
@@ -44,11 +44,11 @@ class DiTBlock(nn.Module):
         super().__init__()
         width = config.width
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.self_attn = DifferentialAttention(width, config.heads, config.head_dim, layer_index,
-                                               qk_norm=config.qk_norm)
+        self.self_attn = make_attention(config.attention, width, config.heads, config.head_dim, layer_index,
+                                        qk_norm=config.qk_norm)
         self.norm_cross = nn.LayerNorm(width, eps=1e-6)
-        self.cross_attn = DifferentialAttention(width, config.heads, config.head_dim, layer_index,
-                                                context_dim=width, qk_norm=config.qk_norm)
+        self.cross_attn = make_attention(config.attention, width, config.heads, config.head_dim, layer_index,
+                                         context_dim=width, qk_norm=config.qk_norm)
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.mlp = SwiGLU(width, config.swiglu_hidden)
         # adaLN-single: this block's learned table added to the shared modulation
