@@ -40,8 +40,9 @@ def parse_source(text: str) -> MixSource:
     if not match:
         raise UserError(f"--source {text!r}: expected NAME=DIR:WEIGHT", hint="e.g. --source real=data/real:0.3")
     name, folder, weight = match.group(1), Path(match.group(2)), float(match.group(3))
-    if weight <= 0:
-        raise UserError(f"--source {text!r}: weight must be > 0", hint="e.g. real=data/real:0.3")
+    if not math.isfinite(weight) or weight <= 0:
+        # 1e309 parses to inf (and 1e-400 to 0): inf/inf shares are NaN, so refuse them here
+        raise UserError(f"--source {text!r}: weight {match.group(3)} must be a finite number > 0", hint="e.g. real=data/real:0.3")
     if not folder.is_dir():
         raise UserError(f"--source {text!r}: {folder} is not a folder", hint="point at a dataset folder")
     return MixSource(name, folder, weight)
@@ -66,6 +67,9 @@ def _seeded_order(keys: list[str], seed: int, name: str) -> list[str]:
 def plan_mix(available: dict[str, list[str]], sources: list[MixSource], seed: int, total: int | None) -> dict[str, list[str]]:
     """name -> chosen keys. Pure function of its arguments."""
     weight_sum = sum(s.weight for s in sources)
+    if not math.isfinite(weight_sum) or any(s.weight / weight_sum == 0.0 for s in sources):
+        raise UserError("--source: the weights are too far apart to share out (one overflows or rounds to a zero share)",
+                        hint="give weights in a sane range, e.g. 0.3 and 0.7")
     weights = [s.weight / weight_sum for s in sources]
     if total is None:
         total = min(math.floor(len(available[s.name]) / w + 1e-9) for s, w in zip(sources, weights))
