@@ -6,10 +6,19 @@ For every chunk of latent frames (chunk 0 = `first_chunk_frames`, then `chunk_fr
   2. classifier-free guidance with up to three branches, each with its own KV cache:
         uncond (empty caption, no actions/camera), text (caption, no actions/camera), full;
         v = v_uncond + cfg_text (v_text - v_uncond) + cfg_action (v_full - v_text);
-  3. run the finished (clean) chunk once more at t = 0 with `write_cache=True`, so later chunks
-     attend to it; the cache keeps the first chunk (sink) and the last `window_chunks` chunks,
-     so memory is constant however long the video.
-Image-to-video: the image is encoded as latent frame 0, held clean (t = 0) in chunk 0.
+  3. run the finished chunk once more with `write_cache=True`, so later chunks attend to it,
+     re-noised to the context level training used (`context_noise`, below); the cache keeps the
+     first chunk (sink) and the last `window_chunks` chunks, so memory is constant however long
+     the video, and its time positions stay inside the training window (model/kv_cache.py).
+Image-to-video: the image is encoded as latent frame 0, held clean (t = 0) in chunk 0 and
+committed clean (training holds the image frame clean too).
+
+Context noise, the one choice: training shows the model context chunks lightly noised
+(t ~ U(0, context_noise_max), flow.py) and a clean image frame; so generated chunks are committed
+at the same kind of level (default: the middle of that range), never at a level training did not
+use. Noising generated context (GameNGen's noise augmentation, Diffusion Forcing's stabilisation)
+tells the model its context is imperfect, which curbs the drift of long rollouts; the real image
+is committed clean because it is exact.
 """
 from __future__ import annotations
 
@@ -35,6 +44,24 @@ class _Branch:
     cache: KVCache
 
 
+def trained_window_chunks(model: WorldModel) -> int:
+    """The most window chunks (besides the sink) whose positions a training clip covered:
+    sink + window + the chunk being generated must fit in the trained latent frames."""
+    dit = model.config.dit
+    trained = model.config.latent_frames
+    return max(0, (trained - dit.first_chunk_frames) // dit.chunk_frames - 1)
+
+
+def context_noise_level(model: WorldModel, context_noise: float | None) -> float:
+    """The t at which generated chunks are committed; inside the training range [0, context_noise_max]."""
+    high = model.config.flow.context_noise_max
+    level = high / 2 if context_noise is None else float(context_noise)
+    if not 0.0 <= level <= high:
+        raise UserError(f"context_noise={level}: training noised context with t in [0, {high}]; "
+                        f"pick a level inside it")
+    return level
+
+
 def chunk_ranges(model: WorldModel, latent_frames: int) -> list[tuple[int, int]]:
     dit = model.config.dit
     ranges, start = [], 0
@@ -50,17 +77,24 @@ def iter_sample_latents(model: WorldModel, *, latent_frames: int, latent_height:
                         prompt: str = "", image_latent: torch.Tensor | None = None,
                         action_features: torch.Tensor | None = None, rays: torch.Tensor | None = None,
                         cfg_text: float = 3.0, cfg_action: float = 1.5, steps: int = 8,
-                        window_chunks: int | None = 4, seed: int = 0) -> Iterator[torch.Tensor]:
+                        window_chunks: int | None = None, context_noise: float | None = None,
+                        seed: int = 0) -> Iterator[torch.Tensor]:
     """Yield clean latent chunks (1, Cz, f, h, w) one by one.
 
     action_features: (1, F, tc*8) for all `latent_frames` (see WorldModel.action_features);
     rays: (1, 6, F, h, w) Plücker rays (see WorldModel.camera_rays); image_latent: (1, Cz, 1, h, w).
+    window_chunks: chunks kept besides the sink; None (and anything larger) = what the training
+    clip covered (`trained_window_chunks`), so no time position is new to the model.
+    context_noise: t at which generated chunks are committed (None = context_noise_max / 2).
     """
     model.eval()
     config = model.config
     device = next(model.parameters()).device
     channels = config.dit.latent_channels
     generator = torch.Generator(device="cpu").manual_seed(seed)
+    trained = trained_window_chunks(model)
+    window_chunks = trained if window_chunks is None else min(int(window_chunks), trained)
+    context_t = context_noise_level(model, context_noise)
 
     text, text_mask = model.encode_text([prompt])
     text, text_mask = text.to(device), text_mask.to(device)
@@ -111,9 +145,17 @@ def iter_sample_latents(model: WorldModel, *, latent_frames: int, latent_height:
             if clean_first:
                 x[:, :, :1] = image_latent.to(device)
 
-        zeros = torch.zeros((1, n), device=device)
+        # commit the chunk's K/V at the context level training used (the real image: clean)
+        t_commit = torch.full((1, n), context_t, device=device)
+        committed = x
+        if context_t > 0.0:
+            noise = torch.randn(x.shape, generator=generator).to(device)
+            committed = flow.interpolate(x, noise, t_commit)
+        if clean_first:
+            t_commit[:, 0] = 0.0
+            committed[:, :, :1] = image_latent.to(device)
         for branch in branches:
-            velocity(branch, x, zeros, True)  # commit the clean chunk's K/V
+            velocity(branch, committed, t_commit, True)
         yield x
 
 
@@ -158,8 +200,8 @@ def sample(model: WorldModel, vae: VideoVAE, *, prompt: str = "", num_frames: in
            seconds: float | None = None, fps: float | None = None, height: int | None = None,
            width: int | None = None, image: np.ndarray | None = None, actions: np.ndarray | None = None,
            camera_to_world: np.ndarray | None = None, intrinsics: np.ndarray | None = None,
-           cfg_text: float = 3.0, cfg_action: float = 1.5, steps: int = 8, window_chunks: int | None = 4,
-           seed: int = 0, progress: bool = False) -> np.ndarray:
+           cfg_text: float = 3.0, cfg_action: float = 1.5, steps: int = 8, window_chunks: int | None = None,
+           context_noise: float | None = None, seed: int = 0, progress: bool = False) -> np.ndarray:
     """Generate a video; returns (T, H, W, 3) uint8 with T = 1 + tc*k >= the requested frames."""
     config = model.config
     fps = config.fps if fps is None else fps
@@ -182,7 +224,7 @@ def sample(model: WorldModel, vae: VideoVAE, *, prompt: str = "", num_frames: in
     chunks = iter_sample_latents(model, latent_frames=latent_frames, latent_height=lh, latent_width=lw,
                                  prompt=prompt, image_latent=image_latent, action_features=action_features,
                                  rays=rays, cfg_text=cfg_text, cfg_action=cfg_action, steps=steps,
-                                 window_chunks=window_chunks, seed=seed)
+                                 window_chunks=window_chunks, context_noise=context_noise, seed=seed)
     if progress:
         from rich.progress import track
 

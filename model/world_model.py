@@ -85,36 +85,57 @@ class WorldModel(nn.Module):
     # ---------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | None = None,
                 *, action_features: torch.Tensor | None = None, rays: torch.Tensor | None = None,
+                condition_mask: torch.Tensor | None = None,
                 frame_offset: int = 0, cache: KVCache | None = None, write_cache: bool = False) -> torch.Tensor:
         """Velocity for noisy latents.
 
         x (B, Cz, F, h, w); t (B, F) per latent frame; text (B, L, Dt) and text_mask (B, L);
-        action_features (B, F, tc*8); rays (B, 6, F, h, w); frame_offset: absolute index of x's
-        first latent frame (RoPE, chunk boundaries). Without a cache the frames attend
-        chunk-causally; with one, x must be one chunk and attends to the cached sink + window
-        and itself (bidirectionally).
+        action_features (B, F, tc*8); rays (B, 6, F, h, w); condition_mask (B,) bool: which samples
+        use their actions + camera (False = exactly the same as passing None for that sample, the
+        unconditional branch of guidance); frame_offset: absolute index of x's first latent frame
+        (chunk boundaries; RoPE without a cache). Without a cache the frames attend chunk-causally;
+        with one, x must be one chunk and attends to the cached sink + window and itself
+        (bidirectionally), at time positions that follow the cached frames (model/kv_cache.py).
         """
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
-            return self._forward(x, t, text, text_mask, action_features, rays, frame_offset, cache, write_cache)
+            return self._forward(x, t, text, text_mask, action_features, rays, condition_mask, frame_offset,
+                                 cache, write_cache)
 
-    def _forward(self, x, t, text, text_mask, action_features, rays, frame_offset, cache, write_cache):
+    def _forward(self, x, t, text, text_mask, action_features, rays, condition_mask, frame_offset, cache,
+                 write_cache):
         dit = self.config.dit
         b, _, frames, h, w = x.shape
         _, ph, pw = dit.patch_size
         hp, wp = h // ph, w // pw
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, N, W)
 
-        positions = grid_positions(frames, hp, wp, frame_offset, device=x.device)
+        # RoPE time positions: absolute without a cache; with one, right after the cached sink +
+        # window, so a rollout of any length uses the positions of a training window
+        position = frame_offset
+        if cache is not None:
+            cache.set_rope(dit.head_dim, dit.rope_theta)
+            position = cache.next_position()
+            if write_cache:
+                cache.pending_frames = frames
+        positions = grid_positions(frames, hp, wp, position, device=x.device)
         rope = rope_angles(positions, dit.head_dim, dit.rope_theta)
 
+        # Dropped samples get no action/camera term at all (mask on the embeddings' outputs, not
+        # on their inputs: embed(0) has a bias, and zero actions mean "stand still", not "unknown")
+        keep = None if condition_mask is None else condition_mask.to(x.device, torch.bool)
         conditioning = self.timestep_embed(t)  # (B, F, W)
         if action_features is not None:
-            conditioning = conditioning + self.action_embed(action_features)
+            action = self.action_embed(action_features)  # (B, F, W)
+            if keep is not None:
+                action = action * keep[:, None, None].to(action.dtype)
+            conditioning = conditioning + action
         modulation = self.adaln(conditioning)  # (B, F, 6, W)
 
         camera = None
         if rays is not None and self.camera_embed is not None:
             camera = self.camera_embed(rays)  # (B, N, W)
+            if keep is not None:
+                camera = camera * keep[:, None, None].to(camera.dtype)
 
         context = self.text_proj(text.to(tokens.dtype))
         context_mask = None if text_mask is None else text_mask[:, None, None, :].to(x.device)
@@ -138,9 +159,12 @@ class WorldModel(nn.Module):
                       text_emb: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,
                       actions: torch.Tensor | None = None, camera_to_world: torch.Tensor | None = None,
                       intrinsics: torch.Tensor | None = None, image_condition_prob: float | None = None,
+                      has_actions: torch.Tensor | None = None,
                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Rectified-flow loss under diffusion forcing; see docs/model.md "API for training".
 
+        has_actions (B,) bool: samples whose actions/camera are real (False: real footage with
+        placeholder zeros, trained unconditionally like a guidance-dropped sample); None = all.
         `generator` must live on latents.device."""
         config = self.config
         b, _, frames, h, w = latents.shape
@@ -165,16 +189,17 @@ class WorldModel(nn.Module):
             if value is not None and value.shape[1] != video_frames:
                 raise ValueError(f"{name} has {value.shape[1]} frames; latents with {frames} latent frames "
                                  f"need {video_frames} (one per video frame)")
-        keep = (~drop_action).float()
+        keep = ~drop_action
+        if has_actions is not None:
+            keep = keep & has_actions.to(device, torch.bool)
         action_features = None
         if actions is not None:
-            action_features = self.action_features(actions.to(device)) * keep[:, None, None]
+            action_features = self.action_features(actions.to(device))
         rays = None
         if camera_to_world is not None:
             if intrinsics is None:
                 raise ValueError("camera_to_world needs intrinsics")
             rays = self.camera_rays(camera_to_world.to(device), intrinsics.to(device), h, w)
-            rays = rays * keep[:, None, None, None, None]
 
         _, ph, pw = config.dit.patch_size
         shift = flow.resolution_shift(config.flow, (h // ph) * (w // pw))
@@ -183,7 +208,8 @@ class WorldModel(nn.Module):
                                                    prob, generator, device)
         noise = torch.randn(latents.shape, generator=generator, device=device, dtype=latents.dtype)
         x_t = flow.interpolate(latents, noise, t)
-        velocity = self(x_t, t, text_emb, text_mask, action_features=action_features, rays=rays)
+        velocity = self(x_t, t, text_emb, text_mask, action_features=action_features, rays=rays,
+                        condition_mask=keep)
         per_frame = (velocity - flow.velocity_target(latents, noise)).pow(2).mean(dim=(1, 3, 4))  # (B, F)
         loss = (per_frame * weight).sum() / weight.sum().clamp(min=1.0)
         metrics = {
@@ -192,6 +218,7 @@ class WorldModel(nn.Module):
             "scored_frames": weight.sum().item(),
             "frame0_unscored": float((weight[:, 0] == 0).float().mean().item()),  # image-cond. or context
             "text_dropped": drop_text.float().mean().item(),
+            "conditioned": keep.float().mean().item() if (actions is not None or camera_to_world is not None) else 0.0,
             "shift": shift,
         }
         return loss, metrics

@@ -31,6 +31,7 @@ from torch import nn
 from training import checkpoint as ckpt
 from training.config import TrainConfig
 from training.data import DataPosition, WindowSpec, make_loader
+from training.optim import build_adamw
 from training.tracking import Rank0Tracker
 from training.video_io import to_uint8_frames
 
@@ -59,12 +60,16 @@ class WorldStep(nn.Module):
         self.net = net
 
     def forward(self, batch: dict[str, Any], generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        has_actions = bool(batch["has_actions"].all())
+        # per sample: clips without actions (real footage) train unconditionally, the others keep
+        # their actions and camera even when the batch mixes both
+        has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool)
+        if not bool(has_actions.any()):
+            return self.net.training_loss(batch["latents"], captions=batch["caption"],
+                                          intrinsics=batch["intrinsics"], generator=generator)
         return self.net.training_loss(
-            batch["latents"], captions=batch["caption"],
-            actions=batch["actions"] if has_actions else None,
-            camera_to_world=batch["poses"] if has_actions else None,
-            intrinsics=batch["intrinsics"], generator=generator,
+            batch["latents"], captions=batch["caption"], actions=batch["actions"],
+            camera_to_world=batch["poses"], intrinsics=batch["intrinsics"], has_actions=has_actions,
+            generator=generator,
         )
 
 
@@ -260,8 +265,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     model = wrap(config, step_module, device, strategy)
     inner = unwrap(model)
     trainable = [(n, p) for n, p in inner.named_parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW([p for _, p in trainable], lr=config.optim.lr, betas=config.optim.betas,
-                                  weight_decay=config.optim.weight_decay)
+    optimizer = build_adamw(inner, lr=config.optim.lr, betas=config.optim.betas,
+                            weight_decay=config.optim.weight_decay)  # decay on weight matrices only
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
     ema = ckpt.EMA(trainable, config.ema_decay)
     generator = torch.Generator(device=device).manual_seed(config.seed * 1000 + rank)
