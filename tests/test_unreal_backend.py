@@ -140,12 +140,18 @@ def test_sun_rotator_points_the_light_away_from_the_sun():
 
 
 def test_the_fake_refuses_unreal_calls_off_the_game_thread(editor):
-    with pytest.raises(FakeUnrealThreadError):
-        editor.module.Vector(0.0, 0.0, 0.0)
+    # Reading attributes (classes, enum members) is allowed off the game thread, as in the engine ...
+    assert editor.module.TextureRenderTargetFormat.RTF_RGBA16F.name == "RTF_RGBA16F"
     subsystem = editor.run_on_game_thread(lambda: editor.module.get_editor_subsystem(editor.module.EditorActorSubsystem))
+    method = subsystem.get_all_level_actors  # ... so is looking a method up,
+    # ... but calling a function or a method is not.
     with pytest.raises(FakeUnrealThreadError):
-        subsystem.get_all_level_actors()
-    assert len(editor.violations) == 2
+        editor.module.get_editor_subsystem(editor.module.EditorActorSubsystem)
+    with pytest.raises(FakeUnrealThreadError):
+        method()
+    with pytest.raises(FakeUnrealThreadError):
+        editor.module.EditorAssetLibrary.does_asset_exist("/Game/Maps/Courtyard")
+    assert len(editor.violations) == 3
     editor.violations.clear()
 
 
@@ -405,7 +411,9 @@ def test_movie_render_queue_path_renders_asynchronously_through_delegates(editor
         assert editor.tick_count - ticks_before >= render["ticks"]
         settings = render["settings"]
         assert settings["MoviePipelineAntiAliasingSetting"]["temporal_sample_count"] == 1
-        assert settings["MoviePipelineAntiAliasingSetting"]["engine_warm_up_count"] == WARMUP
+        # Warm-up frames that render (TAA and exposure history), not engine ticks that render nothing.
+        assert settings["MoviePipelineAntiAliasingSetting"]["render_warm_up_count"] == WARMUP
+        assert settings["MoviePipelineAntiAliasingSetting"]["engine_warm_up_count"] == 0
         assert (settings["MoviePipelineOutputSetting"]["output_resolution"].x, settings["MoviePipelineOutputSetting"]["output_resolution"].y) == (32, 24)
         assert "MoviePipelineImageSequenceOutput_PNG" in settings
         by_key = stream.by_key()

@@ -2,44 +2,70 @@
 
 The real `unreal` module exists only inside the Unreal Editor, which cannot run here. This fake
 implements the small API surface `unreal_bridge.unreal` uses, with the same names and call
-shapes as UE 5.3+, and enforces the one rule that matters most for a server inside the editor:
-**only the game thread may touch `unreal.*`**. Any attribute read on the fake module, or any
-public method call on a fake engine object, from another thread is recorded in
-`FakeEditor.violations` and raises `FakeUnrealThreadError`.
+shapes as UE 5.4+, and enforces the one rule that matters most for a server inside the editor:
+**only the game thread may call into `unreal.*`**. Any function or method call on the fake
+module or a fake engine object from another thread is recorded in `FakeEditor.violations` and
+raises `FakeUnrealThreadError`; reading an attribute (a class, an enum member) is allowed, as in
+the engine, where the game-thread check sits in the call path (issue 15's check of PyUtil.cpp /
+PyWrapperObject.cpp).
 
-What it simulates:
-- a game thread that ticks every `tick_interval_s` and calls the callbacks registered with
-  `register_slate_post_tick_callback(fn)` with `fn(delta_seconds)`;
-- levels (asset paths), with `load_level` blocking the game thread for `load_delay_s`;
-- actors with transforms, attachment (snap to parent) and components;
-- SceneCapture2D components that "render" into render targets: deterministic pixels computed
-  from the capture's world transform, field of view and environment (`fake_rgb`, `fake_depth`),
-  so a test can tell which pose produced which pixels;
-- a log of every capture (`FakeEditor.captures`) with the tick it happened in;
-- Movie Render Queue as the bridge drives it: a Level Sequence with transform keys and a
-  camera cut, one job, a PIE executor whose render advances over later ticks (one PNG per
-  `movie_render_ticks_per_frame` ticks, pixels from the keyed transform) and then fires the
-  finished (and errored) delegates on the game thread.
+Where the engine's behaviour shapes the bridge, the fake follows the engine, and each rule names
+its source (issue 15 lists the differences an API check found; they are modelled here):
 
-What it does not simulate: real rendering, lighting, physics, PIE, sequencer interpolation.
+- render targets hold pixels in their format: RTF_RGBA8 bytes, RTF_RGBA16F half floats (scene
+  depth of the sky overflows to +inf), RTF_R32F floats;
+- `read_render_target_raw` reads only B8G8R8A8 and FloatRGBA targets and returns None otherwise;
+  `normalize=True` rescales float targets (ReadRenderTargetHelper, KismetRenderingLibrary.cpp);
+- `export_render_target` writes EXR (OpenEXR library, ZIP, half RGBA) for RTF_RGBA16F, PNG for
+  RTF_RGBA8, and an empty file for anything else (UKismetRenderingLibrary::ExportRenderTarget);
+  every read-back is logged in `FakeEditor.readbacks` with its cost class;
+- a capture with `capture_every_frame` off drops its view state after each capture unless
+  `always_persist_rendering_state` is set; a capture without history is under-exposed (eye
+  adaptation has not run) unless the capture's post-process settings fix the exposure;
+- ticks arrive at a realistic rate (120 Hz), at a few Hz when the editor is in the background and
+  `throttle_cpu_when_not_foreground` is on (the default), not at all with
+  `t.IdleWhenNotForeground 1`, and not during garbage collection or saves (`hitch()`);
+- `register_slate_post_tick_callback` returns an opaque handle object;
+- `attach_to_actor` honours its location and rotation rules (snap, keep relative, keep world);
+- structs (`Vector`, `CameraFilmbackSettings`, `PostProcessSettings`, ...) are returned by
+  `get_editor_property` as copies: editing one changes nothing until it is set back;
+- Movie Render Queue letterboxes when the camera constrains its aspect ratio and the filmback's
+  aspect differs from the output; only `render_warm_up_count` frames render before frame one;
+  transform channels carry `channel_name`s;
+- `SoftObjectPath` and `MovieSceneObjectBindingID` expose no invented fields;
+- setting a scalar the Material Parameter Collection does not declare logs an error and does
+  nothing; `create_render_target2d` returns None for an invalid world or size; spawning an actor
+  dirties the level.
+
+What it does not simulate: real rendering, lighting, physics, PIE, sequencer interpolation, the
+exact pixels of letterbox bars or exposure curves.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import queue
 import threading
 import time
 import types
+from pathlib import Path
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["FakeEditor", "FakeUnrealThreadError", "CaptureRecord", "fake_rgb", "fake_depth_cm", "SKY_DEPTH_CM"]
+__all__ = ["FakeEditor", "FakeUnrealThreadError", "CaptureRecord", "fake_rgb", "fake_depth_cm", "SKY_DEPTH_CM",
+           "UNADAPTED_GAIN"]
 
-SKY_DEPTH_CM = 1.0e8  # what a real SCS_SCENE_DEPTH capture returns for the sky: a huge value, not inf
+# Scene depth of the sky: a very large float (the far plane is at infinity with reversed Z). In a
+# half-float target it overflows: numpy's IEEE conversion gives +inf; some GPUs clamp to 65504.
+SKY_DEPTH_CM = 1.0e8
+UNADAPTED_GAIN = 0.5  # a capture without view-state history: eye adaptation has not run yet
+TICK_HZ = 120.0  # a focused (or unthrottled) editor's frame cap, order of magnitude
+THROTTLED_TICK_HZ = 4.0  # "a few Hz" in the background with bThrottleCPUWhenNotForeground (issue 15)
+GC_INTERVAL_S = 61.1  # gc.TimeBetweenPurgingPendingKillObjects default; the game thread stalls during GC
 
 
 class FakeUnrealThreadError(RuntimeError):
@@ -56,37 +82,65 @@ def _guard(what: str) -> None:
     editor._check_thread(what)
 
 
+def _guarded_call(what: str, fn: Callable) -> Callable:
+    def call(*args, **kwargs):
+        _guard(what)
+        return fn(*args, **kwargs)
+
+    call.__name__ = getattr(fn, "__name__", what)
+    return call
+
+
 class _Guarded:
-    """Base of fake engine objects: every public attribute is game-thread only."""
+    """Base of fake engine objects: calling a public method is game-thread only; reading is not."""
 
     def __getattribute__(self, name: str) -> Any:
-        if not name.startswith("_"):
-            _guard(f"{type(self).__name__}.{name}")
-        return object.__getattribute__(self, name)
+        value = object.__getattribute__(self, name)
+        if not name.startswith("_") and isinstance(value, types.MethodType):
+            return _guarded_call(f"{type(self).__name__}.{name}", value)
+        return value
 
-    # Reflection-style property access, as on real UObjects.
+    # Reflection-style property access, as on real UObjects; structs come back as copies.
     def get_editor_property(self, name: str) -> Any:
-        return object.__getattribute__(self, "_props")[name]
+        props = object.__getattribute__(self, "_props")
+        if name not in props:
+            raise Exception(f"Failed to find property '{name}' on '{type(self).__name__}'")
+        value = props[name]
+        return copy.deepcopy(value) if isinstance(value, _Struct) else value
 
     def set_editor_property(self, name: str, value: Any, notify_mode: Any = None) -> None:
         props = object.__getattribute__(self, "_props")
         if name not in props:
             raise Exception(f"Failed to find property '{name}' on '{type(self).__name__}'")
-        props[name] = value
+        props[name] = copy.deepcopy(value) if isinstance(value, _Struct) else value
+
+
+class _Struct:
+    """Marker: a UE struct (a value, copied on get/set_editor_property). Not thread-guarded."""
+
+    def get_editor_property(self, name: str) -> Any:
+        if not hasattr(self, name) or name.startswith("_"):
+            raise Exception(f"Failed to find property '{name}' on '{type(self).__name__}'")
+        return getattr(self, name)
+
+    def set_editor_property(self, name: str, value: Any, notify_mode: Any = None) -> None:
+        if not hasattr(self, name) or name.startswith("_"):
+            raise Exception(f"Failed to find property '{name}' on '{type(self).__name__}'")
+        setattr(self, name, value)
 
 
 # ---------------------------------------------------------------------------------- values
 
 
 @dataclass
-class Vector:
+class Vector(_Struct):
     x: float = 0.0
     y: float = 0.0
     z: float = 0.0
 
 
 @dataclass
-class Rotator:
+class Rotator(_Struct):
     """Same positional order as the real `unreal.Rotator(roll, pitch, yaw)`."""
 
     roll: float = 0.0
@@ -95,7 +149,7 @@ class Rotator:
 
 
 @dataclass
-class LinearColor:
+class LinearColor(_Struct):
     r: float = 0.0
     g: float = 0.0
     b: float = 0.0
@@ -103,7 +157,7 @@ class LinearColor:
 
 
 @dataclass
-class Color:
+class Color(_Struct):
     b: int = 0
     g: int = 0
     r: int = 0
@@ -117,12 +171,19 @@ class _Enum:
     def __repr__(self) -> str:
         return f"{self.enum_name}.{self.name}"
 
+    def __copy__(self) -> "_Enum":  # enum members are singletons, also inside copied structs
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "_Enum":
+        return self
+
 
 def _enum(enum_name: str, *members: str) -> type:
     return type(enum_name, (), {member: _Enum(enum_name, member) for member in members})
 
 
 TextureRenderTargetFormat = _enum("TextureRenderTargetFormat", "RTF_RGBA8", "RTF_RGBA16F", "RTF_R32F")
+AutoExposureMethod = _enum("AutoExposureMethod", "AEM_HISTOGRAM", "AEM_BASIC", "AEM_MANUAL")
 SceneCaptureSource = _enum("SceneCaptureSource", "SCS_FINAL_COLOR_LDR", "SCS_SCENE_DEPTH", "SCS_SCENE_COLOR_HDR")
 AttachmentRule = _enum("AttachmentRule", "KEEP_RELATIVE", "KEEP_WORLD", "SNAP_TO_TARGET")
 
@@ -156,6 +217,40 @@ def fake_depth_cm(location: Vector, rotation: Rotator, width: int, height: int) 
     return depth.astype(np.float32)
 
 
+def _axes(rotation: Rotator) -> np.ndarray:
+    """FRotationMatrix: columns forward, right, up of a Rotator (own copy: the fake must not borrow coords.py)."""
+    sr, cr = math.sin(math.radians(rotation.roll)), math.cos(math.radians(rotation.roll))
+    sp, cp = math.sin(math.radians(rotation.pitch)), math.cos(math.radians(rotation.pitch))
+    sy, cy = math.sin(math.radians(rotation.yaw)), math.cos(math.radians(rotation.yaw))
+    return np.array([[cp * cy, sr * sp * cy - cr * sy, -(cr * sp * cy + sr * sy)],
+                     [cp * sy, sr * sp * sy + cr * cy, cy * sr - cr * sp * sy],
+                     [sp, -sr * cp, cr * cp]])
+
+
+def _rotator(axes: np.ndarray) -> Rotator:
+    forward, right, up = axes[:, 0], axes[:, 1], axes[:, 2]
+    pitch = math.degrees(math.atan2(forward[2], math.hypot(forward[0], forward[1])))
+    yaw = math.degrees(math.atan2(forward[1], forward[0]))
+    level_right = _axes(Rotator(0.0, pitch, yaw))[:, 1]
+    roll = math.degrees(math.atan2(float(up @ level_right), float(right @ level_right)))
+    return Rotator(roll, pitch, yaw)
+
+
+def _with_bars(pixels: np.ndarray, camera_aspect: float) -> np.ndarray:
+    """Letterbox (or pillarbox) an output image to a camera of another aspect ratio: black bars."""
+    height, width = pixels.shape[:2]
+    out = np.zeros_like(pixels)
+    if camera_aspect > width / height:  # wider camera: bars top and bottom
+        inner = int(round(width / camera_aspect))
+        top = (height - inner) // 2
+        out[top:top + inner] = pixels[top:top + inner]
+    else:
+        inner = int(round(height * camera_aspect))
+        left = (width - inner) // 2
+        out[:, left:left + inner] = pixels[:, left:left + inner]
+    return out
+
+
 # ---------------------------------------------------------------------------------- objects
 
 
@@ -165,14 +260,41 @@ class Object(_Guarded):
 
 
 class TextureRenderTarget2D(Object):
+    """Pixels in the target's format: RGBA8 (H, W, 4) uint8 RGBA; RGBA16F (H, W, 4) float16; R32F (H, W) float32."""
+
     def __init__(self, width: int, height: int, fmt: _Enum) -> None:
         super().__init__(size_x=width, size_y=height, render_target_format=fmt)
         object.__setattr__(self, "_pixels", None)
 
+    def _store(self, values: np.ndarray) -> None:
+        """What the GPU writes for a capture: (H, W, 3) colour or (H, W) depth, converted to the format."""
+        fmt = self._props["render_target_format"].name
+        height, width = values.shape[:2]
+        if fmt == "RTF_R32F":
+            stored = (values if values.ndim == 2 else values[..., 0]).astype(np.float32)
+        elif fmt == "RTF_RGBA16F":
+            stored = np.zeros((height, width, 4), dtype=np.float16)
+            with np.errstate(over="ignore"):  # beyond 65504 becomes +inf, as an IEEE conversion does
+                if values.ndim == 2:
+                    stored[..., 0] = values.astype(np.float16)
+                else:
+                    stored[..., :3] = (values.astype(np.float32) / 255.0).astype(np.float16)
+            stored[..., 3] = 1.0
+        else:  # RTF_RGBA8: colour bytes; scene captures may leave alpha at 0, so the reader must ignore it
+            stored = np.zeros((height, width, 4), dtype=np.uint8)
+            stored[..., :3] = values if values.ndim == 3 else np.clip(values, 0, 255).astype(np.uint8)[..., None]
+        object.__setattr__(self, "_pixels", stored)
+
+
+@dataclass
+class CollectionScalarParameter(_Struct):
+    parameter_name: str = "None"
+    default_value: float = 0.0
+
 
 class MaterialParameterCollection(Object):
-    def __init__(self, path: str) -> None:
-        super().__init__()
+    def __init__(self, path: str, scalars: tuple[str, ...] = ("Cloudiness", "Rain", "Wetness", "Fog")) -> None:
+        super().__init__(scalar_parameters=[CollectionScalarParameter(name) for name in scalars])
         object.__setattr__(self, "_path", path)
         object.__setattr__(self, "_scalars", {})
 
@@ -231,14 +353,36 @@ class VolumetricCloudComponent(ActorComponent):
     pass
 
 
-class CameraFilmbackSettings:
-    def __init__(self, sensor_width: float = 23.76, sensor_height: float = 13.365) -> None:
-        self.sensor_width, self.sensor_height = sensor_width, sensor_height
+@dataclass
+class CameraFilmbackSettings(_Struct):
+    """UE's default filmback is 16:9 (23.76 x 13.365 mm)."""
+
+    sensor_width: float = 23.76
+    sensor_height: float = 13.365
+
+    @property
+    def sensor_aspect_ratio(self) -> float:  # read-only in the engine, derived
+        return self.sensor_width / self.sensor_height
+
+
+@dataclass
+class PostProcessSettings(_Struct):
+    """The exposure part of FPostProcessSettings (the rest is not modelled)."""
+
+    override_auto_exposure_method: bool = False
+    auto_exposure_method: Any = AutoExposureMethod.AEM_HISTOGRAM
+    override_auto_exposure_bias: bool = False
+    auto_exposure_bias: float = 0.0
+    override_auto_exposure_apply_physical_camera_exposure: bool = False
+    auto_exposure_apply_physical_camera_exposure: bool = True
+
+    def manual_exposure(self) -> bool:
+        return self.override_auto_exposure_method and self.auto_exposure_method is AutoExposureMethod.AEM_MANUAL
 
 
 class CineCameraComponent(ActorComponent):
     def __init__(self, owner: "Actor") -> None:
-        super().__init__(owner, current_focal_length=35.0, filmback=CameraFilmbackSettings())
+        super().__init__(owner, current_focal_length=35.0, filmback=CameraFilmbackSettings(), constrain_aspect_ratio=True)
 
 
 class SceneCaptureComponent2D(ActorComponent):
@@ -250,7 +394,10 @@ class SceneCaptureComponent2D(ActorComponent):
             fov_angle=90.0,
             capture_every_frame=True,
             capture_on_movement=True,
+            always_persist_rendering_state=False,
+            post_process_settings=PostProcessSettings(),
         )
+        object.__setattr__(self, "_history", 0)  # earlier captures whose view state this one can use
 
     def capture_scene(self) -> None:
         editor = _EDITOR
@@ -261,11 +408,18 @@ class SceneCaptureComponent2D(ActorComponent):
         width, height = target._props["size_x"], target._props["size_y"]
         source = self._props["capture_source"]
         fov = float(self._props["fov_angle"])
+        # Without bAlwaysPersistRenderingState a capture that is not every frame starts from a fresh
+        # view state (USceneCaptureComponent docs: persisting "allows velocities for Motion Blur and
+        # Temporal AA to be computed"); eye adaptation then starts from scratch too.
+        history = self._history if self._props["always_persist_rendering_state"] else 0
         if source is SceneCaptureSource.SCS_SCENE_DEPTH:
-            pixels = fake_depth_cm(location, rotation, width, height)
+            target._store(fake_depth_cm(location, rotation, width, height))
         else:
-            pixels = fake_rgb(location, rotation, fov, editor._environment_state(), width, height)
-        object.__setattr__(target, "_pixels", pixels)
+            rgb = fake_rgb(location, rotation, fov, editor._environment_state(), width, height)
+            if history == 0 and not self._props["post_process_settings"].manual_exposure():
+                rgb = (rgb * UNADAPTED_GAIN).astype(np.uint8)
+            target._store(rgb)
+        object.__setattr__(self, "_history", history + 1)
         editor.captures.append(
             CaptureRecord(
                 tick=editor.tick_count,
@@ -274,6 +428,7 @@ class SceneCaptureComponent2D(ActorComponent):
                 rotation=Rotator(rotation.roll, rotation.pitch, rotation.yaw),
                 fov=fov,
                 level=editor.current_level,
+                history=history,
             )
         )
 
@@ -292,11 +447,21 @@ class Actor(Object):
 
     def _world_transform(self) -> tuple[Vector, Rotator]:
         parent = object.__getattribute__(self, "_parent")
-        if parent is not None:  # SNAP_TO_TARGET with no relative offset: the parent's transform
-            return parent._world_transform()
-        return self._location, self._rotation
+        if parent is None:
+            return self._location, self._rotation
+        parent_location, parent_rotation = parent._world_transform()
+        relative_location, relative_rotation = self._location, self._rotation  # relative to the parent
+        if (relative_location.x, relative_location.y, relative_location.z) == (0.0, 0.0, 0.0) and \
+                (relative_rotation.roll, relative_rotation.pitch, relative_rotation.yaw) == (0.0, 0.0, 0.0):
+            return parent_location, parent_rotation  # snapped: exactly the parent's transform
+        parent_axes = _axes(parent_rotation)
+        offset = parent_axes @ np.array([relative_location.x, relative_location.y, relative_location.z])
+        location = Vector(parent_location.x + offset[0], parent_location.y + offset[1], parent_location.z + offset[2])
+        return location, _rotator(parent_axes @ _axes(relative_rotation))
 
     def set_actor_location_and_rotation(self, new_location: Vector, new_rotation: Rotator, sweep: bool, teleport: bool):
+        if object.__getattribute__(self, "_parent") is not None:
+            raise Exception("fake: moving an attached actor is not modelled (the bridge moves the camera, not the captures)")
         object.__setattr__(self, "_location", Vector(new_location.x, new_location.y, new_location.z))
         object.__setattr__(self, "_rotation", Rotator(new_rotation.roll, new_rotation.pitch, new_rotation.yaw))
         return None
@@ -304,6 +469,9 @@ class Actor(Object):
     def set_actor_rotation(self, new_rotation: Rotator, teleport_physics: bool) -> bool:
         object.__setattr__(self, "_rotation", Rotator(new_rotation.roll, new_rotation.pitch, new_rotation.yaw))
         return True
+
+    def get_attach_parent_actor(self) -> "Actor | None":
+        return self._parent
 
     def get_actor_location(self) -> Vector:
         location, _ = self._world_transform()
@@ -327,6 +495,26 @@ class Actor(Object):
 
     def attach_to_actor(self, parent_actor: "Actor", socket_name: str, location_rule, rotation_rule, scale_rule,
                         weld_simulated_bodies: bool) -> bool:
+        """AActor::AttachToActor: each rule decides what the child's stored (now relative) transform is."""
+        world_location, world_rotation = self._world_transform()
+        parent_location, parent_rotation = parent_actor._world_transform()
+        parent_axes = _axes(parent_rotation)
+        if location_rule.name == "SNAP_TO_TARGET":
+            location = Vector()
+        elif location_rule.name == "KEEP_WORLD":
+            local = parent_axes.T @ np.array([world_location.x - parent_location.x, world_location.y - parent_location.y,
+                                              world_location.z - parent_location.z])
+            location = Vector(*map(float, local))
+        else:  # KEEP_RELATIVE: the current location becomes the offset from the parent
+            location = Vector(self._location.x, self._location.y, self._location.z)
+        if rotation_rule.name == "SNAP_TO_TARGET":
+            rotation = Rotator()
+        elif rotation_rule.name == "KEEP_WORLD":
+            rotation = _rotator(parent_axes.T @ _axes(world_rotation))
+        else:
+            rotation = Rotator(self._rotation.roll, self._rotation.pitch, self._rotation.yaw)
+        object.__setattr__(self, "_location", location)
+        object.__setattr__(self, "_rotation", rotation)
         object.__setattr__(self, "_parent", parent_actor)
         return True
 
@@ -393,6 +581,7 @@ class EditorActorSubsystem(Object):
     def spawn_actor_from_class(self, actor_class: type, location: Vector, rotation: Rotator = None, transient: bool = False):
         actor = actor_class(location, rotation or Rotator())
         _EDITOR.actors.append(actor)
+        _EDITOR.dirty_levels.add(_EDITOR.current_level)  # spawning modifies the level (even a transient actor)
         return actor
 
     def get_all_level_actors(self) -> list[Actor]:
@@ -435,6 +624,18 @@ class SystemLibrary:
     def get_engine_version(cls) -> str:
         return _EDITOR.engine_version
 
+    @_static
+    def execute_console_command(cls, world_context_object, command: str, specific_player=None) -> None:
+        name, _, value = str(command).strip().partition(" ")
+        _EDITOR.cvars[name] = value.strip()
+
+
+class EditorPerformanceSettings(Object):
+    """UEditorPerformanceSettings; only the background throttle is modelled (default on, as in the engine)."""
+
+    def __init__(self) -> None:
+        super().__init__(throttle_cpu_when_not_foreground=True)
+
 
 class EditorPythonScripting:
     @_static
@@ -446,32 +647,91 @@ class EditorPythonScripting:
         return _EDITOR.keep_python_script_alive
 
 
+def _format(target: TextureRenderTarget2D) -> str:
+    return object.__getattribute__(target, "_props")["render_target_format"].name
+
+
 class RenderingLibrary:
+    """UKismetRenderingLibrary: create, read and export render targets as the engine does (5.4 source)."""
+
     @_static
     def create_render_target2d(cls, world_context_object, width=256, height=256,
                                format=TextureRenderTargetFormat.RTF_RGBA16F, clear_color=None,
-                               auto_generate_mip_maps=False, support_ua_vs=False) -> TextureRenderTarget2D:
+                               auto_generate_mip_maps=False, support_ua_vs=False) -> TextureRenderTarget2D | None:
+        # CreateRenderTarget2D returns nullptr unless Width > 0, Height > 0 and the context has a world.
+        if not isinstance(world_context_object, World) or width <= 0 or height <= 0:
+            _EDITOR.log.append(("error", f"CreateRenderTarget2D: invalid world or size {width}x{height}"))
+            return None
         return TextureRenderTarget2D(width, height, format)
 
     @_static
     def read_render_target(cls, world_context_object, texture_render_target, normalize=True):
+        """Array[Color] or None. Per pixel: the slow path (Epic: "Incredibly inefficient and slow")."""
         pixels = object.__getattribute__(texture_render_target, "_pixels")
-        if pixels is None:
-            return None
-        flat = pixels.reshape(-1, 3)
-        return [Color(b=int(p[2]), g=int(p[1]), r=int(p[0]), a=255) for p in flat]
+        fmt = _format(texture_render_target)
+        if world_context_object is None or pixels is None or fmt not in ("RTF_RGBA8", "RTF_RGBA16F"):
+            return None  # ReadRenderTargetHelper: only PF_B8G8R8A8 and PF_FloatRGBA
+        _EDITOR.readbacks.append(("read_render_target", fmt, pixels.shape[0] * pixels.shape[1]))
+        if fmt == "RTF_RGBA16F":  # FLinearColor::ToFColor(true): clamp, sRGB-encode
+            linear = np.clip(pixels[..., :3].astype(np.float32), 0.0, 1.0)
+            srgb = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+            rgb = (srgb * 255.0 + 0.5).astype(np.uint8)
+        else:
+            rgb = pixels[..., :3]
+        return [Color(b=int(p[2]), g=int(p[1]), r=int(p[0]), a=255) for p in rgb.reshape(-1, 3)]
 
     @_static
     def read_render_target_raw(cls, world_context_object, texture_render_target, normalize=True):
+        """Array[LinearColor] or None; B8G8R8A8 comes back as 0..255 floats, FloatRGBA as stored."""
         pixels = object.__getattribute__(texture_render_target, "_pixels")
+        fmt = _format(texture_render_target)
+        if world_context_object is None or pixels is None or fmt not in ("RTF_RGBA8", "RTF_RGBA16F"):
+            return None  # an RTF_R32F target (PF_R32_FLOAT) is not read: the helper returns PF_Unknown
+        _EDITOR.readbacks.append(("read_render_target_raw", fmt, pixels.shape[0] * pixels.shape[1]))
+        values = pixels.reshape(-1, 4).astype(np.float64)
+        if fmt == "RTF_RGBA16F" and normalize:
+            # bNormalize=True reads with RCM_UNorm instead of RCM_MinMax: values are rescaled, not as
+            # stored (issue 15). Modelled as min/max over the colour channels of the image.
+            finite = values[..., :3][np.isfinite(values[..., :3])]
+            low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            values[..., :3] = np.clip((values[..., :3] - low) / max(high - low, 1e-12), 0.0, 1.0)
+        return [LinearColor(r=float(v[0]), g=float(v[1]), b=float(v[2]), a=float(v[3])) for v in values]
+
+    @_static
+    def export_render_target(cls, world_context_object, texture_render_target, file_path: str, file_name: str) -> None:
+        """ExportRenderTarget: EXR (HDR for a .hdr name) for RTF_RGBA16f, PNG otherwise; the file is
+        created before encoding, so a format the PNG encoder rejects leaves an empty file."""
+        if texture_render_target is None or not file_name:
+            _EDITOR.log.append(("warning", "ExportRenderTarget: TextureRenderTarget and FileName must be non-empty"))
+            return
+        path = Path(file_path) / file_name
+        pixels = object.__getattribute__(texture_render_target, "_pixels")
+        fmt = _format(texture_render_target)
+        _EDITOR.readbacks.append(("export_render_target", fmt, 0 if pixels is None else pixels.shape[0] * pixels.shape[1]))
         if pixels is None:
-            return None
-        return [LinearColor(r=float(v), g=0.0, b=0.0, a=1.0) for v in pixels.reshape(-1)]
+            pixels = np.zeros((texture_render_target._props["size_y"], texture_render_target._props["size_x"], 4),
+                              dtype=np.float16 if fmt == "RTF_RGBA16F" else np.uint8)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "RTF_RGBA16F" and path.suffix.lower() != ".hdr":
+            import OpenEXR  # the reference EXR library; FExrImageWrapper writes ZIP-compressed half RGBA
+
+            channels = {name: np.ascontiguousarray(pixels[..., i]) for i, name in enumerate("RGBA")}
+            OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels).write(str(path))
+        elif fmt == "RTF_RGBA8":
+            from PIL import Image
+
+            Image.fromarray(pixels, mode="RGBA").save(path)
+        else:
+            path.write_bytes(b"")  # CreateFileWriter succeeded, the encoder did not: an empty file
 
 
 class MaterialLibrary:
     @_static
     def set_scalar_parameter_value(cls, world_context_object, collection, parameter_name, parameter_value) -> None:
+        declared = {p.parameter_name for p in object.__getattribute__(collection, "_props")["scalar_parameters"]}
+        if str(parameter_name) not in declared:  # the engine logs an error and leaves the collection alone
+            _EDITOR.log.append(("error", f"SetScalarParameterValue: invalid parameter {parameter_name!r} in {collection._path}"))
+            return
         object.__getattribute__(collection, "_scalars")[str(parameter_name)] = float(parameter_value)
 
 
@@ -479,40 +739,54 @@ class MaterialLibrary:
 
 
 @dataclass
-class FrameRate:
+class FrameRate(_Struct):
     numerator: int = 30
     denominator: int = 1
 
 
 @dataclass
-class FrameNumber:
+class FrameNumber(_Struct):
     value: int = 0
 
 
 @dataclass
-class IntPoint:
+class IntPoint(_Struct):
     x: int = 0
     y: int = 0
 
 
-@dataclass
-class SoftObjectPath:
-    path: str = ""
+class SoftObjectPath(_Struct):
+    """FSoftObjectPath from a path string. Its reflected fields (asset_path, sub_path_string) are not
+    modelled and nothing here invents others: the string comes back through export_text()."""
+
+    def __init__(self, path_string: str = "") -> None:
+        self._path = str(path_string)
+
+    def export_text(self) -> str:
+        return self._path
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SoftObjectPath) and other._path == self._path
 
 
 @dataclass
-class DirectoryPath:
-    path: str = ""
+class DirectoryPath(_Struct):
+    path: str = ""  # FDirectoryPath::Path is a real field
 
 
-@dataclass
-class MovieSceneObjectBindingID:
-    guid: int = 0
+class MovieSceneObjectBindingID(_Struct):
+    """Opaque to Python scripts: made by get_binding_id / get_portable_binding_id, compared, passed on."""
+
+    def __init__(self) -> None:
+        self._guid: int | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MovieSceneObjectBindingID) and other._guid == self._guid
 
 
 class MovieSceneScriptingDoubleChannel(Object):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, channel_name: str = "None") -> None:
+        super().__init__(channel_name=channel_name)
         object.__setattr__(self, "_keys", {})
 
     def add_key(self, time: FrameNumber, new_value: float, sub_frame: float = 0.0, time_unit=None, interpolation=None):
@@ -531,7 +805,11 @@ class MovieSceneSection(Object):
 class MovieScene3DTransformSection(MovieSceneSection):
     def __init__(self) -> None:
         super().__init__()
-        object.__setattr__(self, "_channels", [MovieSceneScriptingDoubleChannel() for _ in range(9)])
+        names = [f"{group}.{axis}" for group in ("Location", "Rotation", "Scale") for axis in "XYZ"]
+        # The engine lists them in this order today; the bridge must not rely on it (it looks them up
+        # by channel_name), so a test can reorder them through FakeEditor.transform_channel_order.
+        order = _EDITOR.transform_channel_order if _EDITOR is not None and _EDITOR.transform_channel_order else names
+        object.__setattr__(self, "_channels", [MovieSceneScriptingDoubleChannel(name) for name in order])
 
     def get_all_channels(self) -> list:
         return list(self._channels)
@@ -609,7 +887,9 @@ class LevelSequence(Object):
         return track
 
     def get_binding_id(self, binding: SequencerBindingProxy) -> MovieSceneObjectBindingID:
-        return MovieSceneObjectBindingID(guid=binding._guid)
+        binding_id = MovieSceneObjectBindingID()
+        binding_id._guid = binding._guid
+        return binding_id
 
 
 class LevelSequenceFactoryNew(Object):
@@ -660,7 +940,8 @@ class MoviePipelineOutputSetting(MoviePipelineSetting):
 
 
 class MoviePipelineAntiAliasingSetting(MoviePipelineSetting):
-    _defaults = {"temporal_sample_count": 1, "spatial_sample_count": 1, "engine_warm_up_count": 32}
+    # Defaults are not modelled (the bridge sets every count it relies on).
+    _defaults = {"temporal_sample_count": 1, "spatial_sample_count": 1, "engine_warm_up_count": 0, "render_warm_up_count": 0}
 
 
 class MoviePipelineDeferredPassBase(MoviePipelineSetting):
@@ -733,6 +1014,7 @@ class CaptureRecord:
     rotation: Rotator
     fov: float
     level: str | None
+    history: int = 0  # earlier captures of this component whose view state this capture used
 
 
 @dataclass
@@ -741,13 +1023,14 @@ class _ScriptCall:
     future: Future = field(default_factory=Future)
 
 
-class _GuardedModule(types.ModuleType):
-    """The fake `unreal` module: every public attribute read is game-thread only."""
+class _SlateHandle:
+    """What register_slate_post_tick_callback returns: an opaque handle, only good for unregistering."""
 
-    def __getattribute__(self, name: str) -> Any:
-        if not name.startswith("_"):
-            _guard(name)
-        return super().__getattribute__(name)
+    __slots__ = ()
+
+
+class _GuardedModule(types.ModuleType):
+    """The fake `unreal` module. Reading attributes is free; its functions check the thread themselves."""
 
 
 class FakeEditor:
@@ -762,16 +1045,27 @@ class FakeEditor:
         levels: dict[str, list[type]] | None = None,
         *,
         load_delay_s: float = 0.05,
-        tick_interval_s: float = 0.002,
+        tick_interval_s: float = 1.0 / TICK_HZ,
         engine_version: str = "5.4.4-fake+++UE5+Release-5.4",
         assets: tuple[str, ...] = ("/Game/Worldloom/MPC_Weather",),
+        foreground: bool = False,
+        gc_interval_s: float = GC_INTERVAL_S,
+        gc_pause_s: float = 0.05,
     ) -> None:
         # Each level lists the environment actor classes it contains.
         default_env = [DirectionalLight, SkyAtmosphere, ExponentialHeightFog, SkyLight, VolumetricCloud]
         self.levels = levels if levels is not None else {"/Game/Maps/Courtyard": default_env, "/Game/Maps/Empty": []}
         self.load_delay_s = load_delay_s
         self.tick_interval_s = tick_interval_s
+        self.foreground = foreground  # a headless (-RenderOffScreen) editor is never the foreground window
+        self.gc_interval_s, self.gc_pause_s = gc_interval_s, gc_pause_s
         self.engine_version = engine_version
+        self.performance_settings = EditorPerformanceSettings()
+        self.cvars: dict[str, str] = {"t.IdleWhenNotForeground": "0"}
+        self.readbacks: list[tuple[str, str, int]] = []  # (call, target format, pixels) per read-back
+        self.dirty_levels: set[str | None] = set()
+        self.hitches: list[tuple[str, float]] = []  # (reason, seconds) the game thread stalled without ticking
+        self.transform_channel_order: list[str] | None = None
         self.assets = {path: MaterialParameterCollection(path) for path in assets}
         self.module = self._build_module()
         self.world = World()
@@ -782,13 +1076,13 @@ class FakeEditor:
         self.violations: list[str] = []
         self.tick_count = 0
         self.keep_python_script_alive = False
-        self.callbacks: dict[int, Callable[[float], None]] = {}
+        self.callbacks: dict[_SlateHandle, Callable[[float], None]] = {}
         self.callback_errors: list[BaseException] = []
         self.movie_render_ticks_per_frame = 2
         self.movie_render_fails: str | None = None  # set to an error text to make the next MRQ render fail
         self.movie_renders: list[dict] = []  # one entry per finished MRQ render (settings, frames, ticks)
         self._movie_render: dict | None = None
-        self._next_handle = 1
+        self._hitch_requests: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self._scripts: queue.Queue[_ScriptCall] = queue.Queue()
         self._running = threading.Event()
         self._paused = threading.Event()
@@ -828,6 +1122,20 @@ class FakeEditor:
     def resume_ticks(self) -> None:
         self._paused.clear()
 
+    def hitch(self, seconds: float, reason: str = "garbage collection") -> None:
+        """The game thread stalls for `seconds` without ticking (a GC pass, a save, a shader compile)."""
+        self._hitch_requests.put((reason, seconds))
+
+    def tick_hz(self) -> float:
+        """How often the editor ticks now: throttled or idle in the background unless told not to."""
+        if self.foreground:
+            return 1.0 / self.tick_interval_s if self.tick_interval_s > 0 else math.inf
+        if self.cvars.get("t.IdleWhenNotForeground", "0") not in ("0", ""):
+            return 0.0
+        if self.performance_settings._props["throttle_cpu_when_not_foreground"]:
+            return THROTTLED_TICK_HZ
+        return 1.0 / self.tick_interval_s if self.tick_interval_s > 0 else math.inf
+
     def run_on_game_thread(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
         call = _ScriptCall(fn)
         self._scripts.put(call)
@@ -854,9 +1162,10 @@ class FakeEditor:
 
     def _game_loop(self) -> None:
         self.game_thread_ident = threading.get_ident()
-        last = time.monotonic()
+        last = next_tick = next_gc = time.monotonic()
+        next_gc += self.gc_interval_s
         while self._running.is_set():
-            while True:
+            while True:  # script calls (-ExecutePythonScript, console) run whether or not the editor ticks
                 try:
                     call = self._scripts.get_nowait()
                 except queue.Empty:
@@ -865,9 +1174,24 @@ class FakeEditor:
                     call.future.set_result(call.fn())
                 except BaseException as error:  # noqa: BLE001 - handed to the caller
                     call.future.set_exception(error)
-            if not self._paused.is_set():
-                now = time.monotonic()
+            now = time.monotonic()
+            stalls = []
+            while True:
+                try:
+                    stalls.append(self._hitch_requests.get_nowait())
+                except queue.Empty:
+                    break
+            if now >= next_gc:
+                stalls.append(("garbage collection", self.gc_pause_s))
+                next_gc = now + self.gc_interval_s
+            for reason, seconds in stalls:  # the game thread is busy: no tick callbacks meanwhile
+                time.sleep(seconds)
+                self.hitches.append((reason, seconds))
+            hz = self.tick_hz()
+            now = time.monotonic()
+            if not self._paused.is_set() and hz > 0 and now >= next_tick:
                 delta, last = now - last, now
+                next_tick = now + (1.0 / hz if math.isfinite(hz) else 0.0)
                 self.tick_count += 1
                 if self._movie_render is not None:
                     self._advance_movie_render()
@@ -876,7 +1200,8 @@ class FakeEditor:
                         callback(delta)
                     except BaseException as error:  # noqa: BLE001 - the editor logs and goes on
                         self.callback_errors.append(error)
-            time.sleep(self.tick_interval_s)
+            wait = max(0.0, min(next_tick - time.monotonic(), 0.002)) if hz > 0 else 0.002
+            time.sleep(wait)
 
     def _load(self, path: str) -> None:
         self.current_level = path
@@ -896,7 +1221,7 @@ class FakeEditor:
         if self._movie_render is not None:
             raise Exception("a Movie Render Queue render is already running")
         job = jobs[0]
-        sequence = self.assets[job._props["sequence"].path.rsplit(".", 1)[0]]
+        sequence = self.assets[job._props["sequence"].export_text().rsplit(".", 1)[0]]
         config = job._config._settings
         output = config[MoviePipelineOutputSetting]._props
         binding = sequence._bindings[0]
@@ -906,7 +1231,7 @@ class FakeEditor:
             "executor": executor, "sequence": sequence, "output": output, "channels": channels, "camera": binding._actor,
             "frames": list(range(sequence._start, sequence._end)), "next": 0, "started_tick": self.tick_count,
             "settings": {cls.__name__: dict(setting._props) for cls, setting in config.items()},
-            "camera_cut_bound": cut._binding is not None and cut._binding.guid == binding._guid,
+            "camera_cut_bound": cut._binding is not None and cut._binding._guid == binding._guid,
         }
 
     def _advance_movie_render(self) -> None:
@@ -920,12 +1245,24 @@ class FakeEditor:
         failure = self.movie_render_fails or (None if render["camera_cut_bound"] else "no camera cut bound to the camera")
         if failure is None and render["next"] < len(render["frames"]):
             index = render["frames"][render["next"]]
-            values = [channel._keys[index] for channel in render["channels"][:6]]
+            by_name = {channel._props["channel_name"]: channel for channel in render["channels"]}
+            values = [by_name[name]._keys[index] for name in ("Location.X", "Location.Y", "Location.Z",
+                                                              "Rotation.X", "Rotation.Y", "Rotation.Z")]
             location, rotation = Vector(*values[:3]), Rotator(*values[3:])
             cine = render["camera"]._components[0]._props
-            fov = math.degrees(2.0 * math.atan(cine["filmback"].sensor_width / (2.0 * cine["current_focal_length"])))
+            filmback = cine["filmback"]
+            fov = math.degrees(2.0 * math.atan(filmback.sensor_width / (2.0 * cine["current_focal_length"])))
             size = render["output"]["output_resolution"]
             pixels = fake_rgb(location, rotation, round(fov, 6), self._environment_state(), size.x, size.y)
+            # CineCameraComponent with bConstrainAspectRatio renders its filmback's aspect ratio and
+            # MRQ letterboxes it into an output of another aspect (16:9 filmback by default).
+            if cine["constrain_aspect_ratio"] and abs(filmback.sensor_aspect_ratio - size.x / size.y) > 1e-3:
+                pixels = _with_bars(pixels, filmback.sensor_aspect_ratio)
+            # Only render warm-up frames build TAA/exposure history (EngineWarmUpCount submits nothing
+            # to the GPU): the first frame of a shot without them is under-exposed.
+            anti_aliasing = render["settings"].get("MoviePipelineAntiAliasingSetting", {})
+            if render["next"] == 0 and not anti_aliasing.get("render_warm_up_count", 0):
+                pixels = (pixels * UNADAPTED_GAIN).astype(np.uint8)
             name = render["output"]["file_name_format"].replace("{frame_number}", f"{index:0{render['output']['zero_pad_frame_numbers']}d}")
             Image.fromarray(pixels).save(f"{render['output']['output_directory'].path}/{name}.png")
             render["next"] += 1
@@ -938,9 +1275,8 @@ class FakeEditor:
         for callback in executor.on_executor_finished_delegate._callables:
             callback(executor, failure is None)
 
-    def _register(self, callback: Callable[[float], None]) -> int:
-        handle = self._next_handle
-        self._next_handle += 1
+    def _register(self, callback: Callable[[float], None]) -> "_SlateHandle":
+        handle = _SlateHandle()
         self.callbacks[handle] = callback
         return handle
 
@@ -974,6 +1310,8 @@ class FakeEditor:
             "MoviePipelineAntiAliasingSetting": MoviePipelineAntiAliasingSetting,
             "MoviePipelineDeferredPassBase": MoviePipelineDeferredPassBase,
             "MoviePipelineImageSequenceOutput_PNG": MoviePipelineImageSequenceOutput_PNG,
+            "AutoExposureMethod": AutoExposureMethod, "PostProcessSettings": PostProcessSettings,
+            "CollectionScalarParameter": CollectionScalarParameter, "EditorPerformanceSettings": EditorPerformanceSettings,
         }
         for name, value in names.items():
             setattr(module, name, value)
@@ -987,9 +1325,15 @@ class FakeEditor:
             _guard("register_slate_post_tick_callback")
             return editor._register(callback)
 
-        def unregister_slate_post_tick_callback(handle: int) -> None:
+        def unregister_slate_post_tick_callback(handle: _SlateHandle) -> None:
             _guard("unregister_slate_post_tick_callback")
             editor.callbacks.pop(handle, None)
+
+        def get_default_object(cls: type) -> Object:
+            _guard("get_default_object")
+            if cls is not EditorPerformanceSettings:
+                raise Exception(f"fake: get_default_object({cls.__name__}) is not modelled")
+            return editor.performance_settings
 
         def load_asset(name: str) -> Object | None:
             _guard("load_asset")
@@ -1010,6 +1354,6 @@ class FakeEditor:
         editor_log: list[tuple[str, str]] = []
         self.log = editor_log
         for fn in (get_editor_subsystem, register_slate_post_tick_callback, unregister_slate_post_tick_callback,
-                   load_asset, log, log_warning, log_error):
+                   get_default_object, load_asset, log, log_warning, log_error):
             setattr(module, fn.__name__, fn)
         return module

@@ -14,7 +14,10 @@ Resume: the camera of a rollout-driven rig is fully determined by `poses[index]`
 `start..end-1` render the same camera whether or not earlier frames were rendered in this call
 (the protocol's "output for frame i does not depend on start_frame"). Warm-up ticks
 (`simulation.warmup_frames`) are rendered and discarded at the first requested pose so
-auto-exposure, temporal anti-aliasing and texture streaming settle before frame `start`.
+auto-exposure, temporal anti-aliasing and texture streaming settle before frame `start`; they
+only help because the captures persist their view state (scene.py). A resumed render warms up
+at its own first pose, so frame k of a resume matches frame k of a full render only as closely
+as the warm-up lets the history converge (exactly, with a fixed exposure and no temporal AA).
 GPU rendering is not bit-exact, so the backend does not advertise "deterministic".
 """
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, Iterator, Literal
 import numpy as np
 
 from unreal_bridge.backend import RenderedFrame
+from unreal_bridge.unreal.editor_settings import keep_editor_ticking
 from unreal_bridge.unreal.game_thread import GameThreadExecutor, GameThreadStalled
 from unreal_bridge.unreal.plan import SUPPORTED_PASSES, ClipPlan, plan_clip
 from unreal_bridge.unreal.scene import UnrealScene
@@ -58,6 +62,11 @@ class UnrealBackendConfig:
     capture: Literal["scene_capture", "movie_render_queue"] = "scene_capture"
     cinematic_timeout_s: float = 3600.0
     cinematic_dir: Path | None = None  # where MRQ writes PNGs (default: the system temp folder)
+    # Where render targets are exported each frame (default: a fresh folder in the system temp folder).
+    export_dir: Path | None = None
+    # Fixed exposure (EV100 bias, manual metering) on the RGB capture; None keeps the level's
+    # auto exposure, which then needs simulation.warmup_frames to settle.
+    exposure_ev100: float | None = None
 
 
 class UnrealBackend:
@@ -73,7 +82,9 @@ class UnrealBackend:
         self.executor = executor
         self.config = config or UnrealBackendConfig()
         self.engine_version = f"UE {unreal.SystemLibrary.get_engine_version()}"
-        self._scene = UnrealScene(unreal)
+        keep_editor_ticking(unreal)  # an unfocused editor would otherwise tick a few times a second
+        export_dir = self.config.export_dir or Path(tempfile.mkdtemp(prefix="worldloom_unreal_export_"))
+        self._scene = UnrealScene(unreal, export_dir, exposure_ev100=self.config.exposure_ev100)
         self._plan: ClipPlan | None = None
         if self.config.capture == "movie_render_queue":
             self.capabilities = (*type(self).capabilities, "movie_render_queue")

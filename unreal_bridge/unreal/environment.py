@@ -93,8 +93,14 @@ def apply_environment(unreal: Any, environment: Environment) -> list[str]:
             missing.append(f"{WEATHER_COLLECTION} (weather.rain, weather.wetness)")
     else:
         world = unreal.get_editor_subsystem(unreal.UnrealEditorSubsystem).get_editor_world()
+        # Setting a parameter the collection lacks makes the engine log an error and do nothing;
+        # ask the collection what it has and report the rest as missing instead.
+        declared = {str(parameter.get_editor_property("parameter_name")) for parameter in collection.get_editor_property("scalar_parameters")}
         for name, value in (("Cloudiness", environment.cloudiness), ("Rain", environment.rain), ("Wetness", environment.wetness), ("Fog", environment.fog)):
-            unreal.MaterialLibrary.set_scalar_parameter_value(world, collection, name, float(value))
+            if name in declared:
+                unreal.MaterialLibrary.set_scalar_parameter_value(world, collection, name, float(value))
+            else:
+                missing.append(f"scalar parameter {name!r} in {WEATHER_COLLECTION}")
 
     # The sky light caches the sky; after moving the sun it must look again.
     sky_light = _first(unreal, actors, unreal.SkyLight)

@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
 from types import GeneratorType
 from typing import Any, Callable
@@ -142,7 +143,7 @@ class GameThreadExecutor:
                 raise TimeoutError(f"{what} did not finish within {timeout_s:.0f} s on the game thread")
             try:
                 return future.result(timeout=min(0.25, remaining))
-            except TimeoutError:  # concurrent.futures.TimeoutError is the builtin on 3.11
+            except (TimeoutError, FutureTimeoutError):  # one class on 3.11+, two on the 3.9 of UE 5.3
                 pass
             if self.seconds_since_tick() > stall_s:
                 future.cancel()

@@ -8,8 +8,10 @@ finished/errored delegates, then `yield` once per tick until the finished delega
 (never a sleep loop: that would block the very ticks MRQ needs).
 
 Settings follow the field guide: temporal samples from `output.temporal_samples` (default 1;
-more samples perturb simulation steps), spatial samples from `output.spatial_samples`, PNG
-output named by frame number. MRQ only gives RGB here; depth comes from the SceneCapture2D path
+more samples perturb simulation steps), spatial samples from `output.spatial_samples`,
+`simulation.warmup_frames` rendered warm-up frames, PNG output named by frame number. The
+camera is the rig's CineCameraActor, whose filmback scene.py sets to the output's aspect ratio
+(a 16:9 filmback with the aspect ratio constrained letterboxes any other output). MRQ only gives RGB here; depth comes from the SceneCapture2D path
 at the same poses. The camera pose reported with an MRQ frame is the keyed pose: MRQ runs in
 PIE ticks the bridge does not see, so the same-tick read-back of the fast path is not possible.
 """
@@ -25,6 +27,10 @@ from unreal_bridge.unreal.plan import ClipPlan
 
 SEQUENCE_FOLDER = "/Game/Worldloom/Generated"
 FRAME_PAD = 5
+# MovieScene3DTransformSection channels by name (MovieSceneScriptingChannel.channel_name), in the
+# order of `keyed_transforms` columns: Unreal's Rotation.X/Y/Z are roll/pitch/yaw. Looked up by
+# name because the position of a channel in get_all_channels() is not part of the API.
+TRANSFORM_CHANNELS = ("Location.X", "Location.Y", "Location.Z", "Rotation.X", "Rotation.Y", "Rotation.Z")
 
 
 def keyed_transforms(poses: np.ndarray) -> np.ndarray:
@@ -81,10 +87,14 @@ class MovieRenderQueueShot:
         binding = sequence.add_possessable(self.camera)
         section = binding.add_track(unreal.MovieScene3DTransformTrack).add_section()
         section.set_range(start, end)
-        channels = section.get_all_channels()  # location x y z, rotation roll pitch yaw, scale x y z
+        by_name = {str(channel.get_editor_property("channel_name")): channel for channel in section.get_all_channels()}
+        missing = [name for name in TRANSFORM_CHANNELS if name not in by_name]
+        if missing:
+            raise RuntimeError(f"the transform section has no channel(s) {missing}; found {sorted(by_name)}")
+        channels = [by_name[name] for name in TRANSFORM_CHANNELS]
         for offset, values in enumerate(keyed_transforms(plan.poses[start:end])):
             frame = unreal.FrameNumber(start + offset)
-            for channel, value in zip(channels[:6], values):
+            for channel, value in zip(channels, values):
                 channel.add_key(frame, float(value))
         cut = sequence.add_track(unreal.MovieSceneCameraCutTrack).add_section()
         cut.set_range(start, end)
@@ -108,7 +118,11 @@ class MovieRenderQueueShot:
         anti_aliasing = config.find_or_add_setting_by_class(unreal.MoviePipelineAntiAliasingSetting)
         anti_aliasing.set_editor_property("temporal_sample_count", plan.temporal_samples)
         anti_aliasing.set_editor_property("spatial_sample_count", plan.spatial_samples)
-        anti_aliasing.set_editor_property("engine_warm_up_count", plan.warmup_frames)
+        # Warm-up frames that render (and are discarded), so TAA history and exposure settle;
+        # engine_warm_up_count only ticks the game thread and submits nothing to the GPU
+        # (UMoviePipelineAntiAliasingSetting::RenderWarmUpCount / EngineWarmUpCount, 5.3-5.5).
+        anti_aliasing.set_editor_property("render_warm_up_count", plan.warmup_frames)
+        anti_aliasing.set_editor_property("engine_warm_up_count", 0)
         config.find_or_add_setting_by_class(unreal.MoviePipelineDeferredPassBase)
         config.find_or_add_setting_by_class(unreal.MoviePipelineImageSequenceOutput_PNG)
 

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.errors import UserError
+from unreal_bridge.unreal.readback import CM_PER_M, HALF_MAX_CM
 
 SUPPORTED_PASSES = ("rgb", "depth")
 # A SceneCapture2D renders a centred, square-pixel pinhole; allow rounding in the manifest.
 PRINCIPAL_POINT_TOLERANCE_PX = 1.0
 ASPECT_TOLERANCE = 1e-3
+# The depth pass is an RTF_RGBA16F target (readback.py): half floats end at 65,504 cm.
+DEPTH_CEILING_M = HALF_MAX_CM / CM_PER_M
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,12 @@ def plan_clip(clip: dict) -> ClipPlan:
     actions = np.asarray(_field(clip, "actions.per_frame"), dtype=np.float32)
     if actions.shape[0] != frames:
         raise UserError(f"resolved clip field 'actions.per_frame' has {actions.shape[0]} rows for {frames} frames; re-resolve the manifest")
+    far_m = float((clip.get("camera") or {}).get("far_m", 500.0))
+    if "depth" in passes and far_m > DEPTH_CEILING_M:
+        raise UserError(
+            f"manifest field 'camera.far_m' is {far_m:g} m, beyond what the Unreal depth pass can hold "
+            f"(half floats end at {DEPTH_CEILING_M:g} m); set camera.far_m <= {DEPTH_CEILING_M:g} or drop the depth pass"
+        )
     simulation = clip.get("simulation") or {}
     step = float(simulation.get("step") or 1.0 / fps)
     env = clip.get("environment") or {}
@@ -140,7 +149,7 @@ def plan_clip(clip: dict) -> ClipPlan:
         spatial_samples=int(output.get("spatial_samples", 1) or 1),
         passes=passes,
         intrinsics=np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]),
-        far_m=float((clip.get("camera") or {}).get("far_m", 500.0)),
+        far_m=far_m,
         poses=poses.reshape(frames, 4, 4),
         actions=actions,
         environment=environment,

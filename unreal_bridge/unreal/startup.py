@@ -2,8 +2,12 @@
 
 Run by the editor on its game thread, e.g. headless:
 
-    UnrealEditor MyProject.uproject -RenderOffScreen -unattended -nosplash -nosound \\
+    UnrealEditor MyProject.uproject -RenderOffScreen -unattended -nosplash -nosound -log \\
+        -ini:EditorSettings:[/Script/UnrealEd.EditorPerformanceSettings]:bThrottleCPUWhenNotForeground=False \\
+        -ExecCmds="t.IdleWhenNotForeground 0" \\
         -ExecutePythonScript="/path/to/unreal_bridge/unreal/startup.py --port 50051"
+
+(`python -m unreal_bridge.unreal.launch_editor` prints exactly this for a project.)
 
 or from the editor's Python console: `import unreal_bridge.unreal.startup as s; s.main([])`.
 
@@ -16,6 +20,7 @@ Settings, command-line flags first, then environment variables:
 | `--auth-token`   | `WORLDLOOM_AUTH_TOKEN`    | none (loopback only) |
 | `--heartbeat-ms` | `WORLDLOOM_HEARTBEAT_MS`  | 500         |
 | `--capture`      | `WORLDLOOM_UNREAL_CAPTURE`| scene_capture (or movie_render_queue) |
+| `--exposure-ev100` | `WORLDLOOM_UNREAL_EXPOSURE_EV100` | none (the level's auto exposure) |
 
 The script returns immediately (the editor must keep ticking); the gRPC server lives on its own
 threads and `set_keep_python_script_alive(True)` keeps the Python state, and the tick callback
@@ -54,6 +59,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--capture", choices=("scene_capture", "movie_render_queue"),
                         default=env.get("WORLDLOOM_UNREAL_CAPTURE", "scene_capture"),
                         help="scene_capture (fast, per tick) or movie_render_queue (cinematic RGB)")
+    parser.add_argument("--exposure-ev100", type=float,
+                        default=float(env["WORLDLOOM_UNREAL_EXPOSURE_EV100"]) if env.get("WORLDLOOM_UNREAL_EXPOSURE_EV100") else None,
+                        help="fixed exposure for the RGB capture (manual metering, EV100 bias); default: auto exposure")
     # The editor passes unrelated engine arguments through sys.argv on some platforms: ignore them.
     args, _unknown = parser.parse_known_args(argv)
     return args
@@ -68,6 +76,14 @@ def main(argv: list[str] | None = None, *, unreal_module: Any = None) -> BridgeH
         import unreal as unreal_module  # only importable inside the editor
 
     unreal = unreal_module
+    from unreal_bridge.unreal.python_env import BridgeEnvironmentError, check_runtime, prefer_plugin_packages
+
+    prefer_plugin_packages()  # the plugin's vendored wheels before any engine copies
+    try:
+        check_runtime()
+    except BridgeEnvironmentError as error:
+        unreal.log_error(f"worldloom: {error}")
+        raise
     from unreal_bridge.server import RenderServer, ServerConfig
     from unreal_bridge.unreal.backend import UnrealBackend, UnrealBackendConfig
     from unreal_bridge.unreal.game_thread import GameThreadExecutor
@@ -80,7 +96,7 @@ def main(argv: list[str] | None = None, *, unreal_module: Any = None) -> BridgeH
         server = RenderServer(ServerConfig(host=args.host, port=args.port, auth_token=args.auth_token,
                                            heartbeat_interval_ms=args.heartbeat_ms))
         server.start()  # health NOT_SERVING until the backend is attached
-        backend = UnrealBackend(unreal, executor, UnrealBackendConfig(capture=args.capture))
+        backend = UnrealBackend(unreal, executor, UnrealBackendConfig(capture=args.capture, exposure_ev100=args.exposure_ev100))
         server.attach_backend(backend)
     except Exception as error:
         executor.uninstall()
