@@ -2,11 +2,14 @@
 
     worldloom render-server                      # 127.0.0.1:50051, procedural backend
     worldloom render-server --port 0             # any free port; the bound port is printed
-    worldloom render-server --host 0.0.0.0 --auth-token "$TOKEN" --tls-cert c.pem --tls-key k.pem
+    WORLDLOOM_AUTH_TOKEN=... worldloom render-server --host 0.0.0.0 --tls-cert c.pem --tls-key k.pem
+    worldloom render-server --host 0.0.0.0 --auth-token-file /run/secrets/token --asset-dir /data/heightmaps
     worldloom render-server check HOST:PORT      # protocol conformance suite
 
-Binding anything but loopback without `--auth-token` is refused: a render server builds
-whatever world it is sent and must not be an open port on a network.
+Binding anything but loopback without a token is refused: a render server builds whatever
+world it is sent and must not be an open port on a network. The token comes from
+$WORLDLOOM_AUTH_TOKEN or `--auth-token-file`; `--auth-token TOKEN` still works but shows the
+token to anyone who can list processes, so it warns.
 """
 from __future__ import annotations
 
@@ -68,6 +71,34 @@ def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
             stop.set()
 
 
+def read_token_file(path: Path) -> str:
+    """The token in `path` (surrounding whitespace dropped); one-line errors for every failure."""
+    try:
+        if path.stat().st_size > 4096:
+            raise UserError(f"--auth-token-file {path}: the file is larger than 4 KiB; it should hold only the token")
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"--auth-token-file {path}: cannot read it ({type(error).__name__}); give a readable text file holding the token") from None
+    if not token or any(ch.isspace() for ch in token):
+        raise UserError(f"--auth-token-file {path}: expected one token with no spaces; write just the token into the file")
+    return token
+
+
+def choose_token(flag_token: str | None, token_file: Path | None, environ: dict[str, str] | None = None) -> str | None:
+    """--auth-token-file, else --auth-token (warns: visible in the process list), else the environment."""
+    from unreal_bridge.client import token_from_env
+
+    if token_file is not None and flag_token:
+        raise UserError("give --auth-token-file or --auth-token, not both")
+    if token_file is not None:
+        return read_token_file(Path(token_file))
+    if flag_token:
+        click.secho("warning: --auth-token puts the token in the process list (ps, /proc); "
+                    "set WORLDLOOM_AUTH_TOKEN or use --auth-token-file instead", fg="yellow", err=True)
+        return flag_token
+    return token_from_env(environ)
+
+
 def run_server(
     *,
     host: str,
@@ -79,6 +110,7 @@ def run_server(
     max_chunk_bytes: int,
     port_file: Path | None,
     parent_pid: int | None,
+    asset_dirs: tuple[Path, ...] = (),
 ) -> None:
     """Bind, build the backend (health NOT_SERVING meanwhile), announce, serve until signalled."""
     from unreal_bridge.server import RenderServer, ServerConfig
@@ -101,7 +133,7 @@ def run_server(
 
     from unreal_bridge.procedural import ProceduralBackend
 
-    backend = ProceduralBackend()
+    backend = ProceduralBackend(asset_dirs=asset_dirs)
     server.attach_backend(backend)
     if port_file is not None:
         _write_atomically(Path(port_file), f"{server.port}\n")
@@ -127,7 +159,10 @@ def run_server(
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; non-loopback needs --auth-token.")
 @click.option("--port", default=50051, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
-@click.option("--auth-token", envvar="WORLDLOOM_RENDER_TOKEN", default=None, help="Token clients must send (env WORLDLOOM_RENDER_TOKEN).")
+@click.option("--auth-token", default=None, help="Token clients must send. Visible in the process list: prefer env WORLDLOOM_AUTH_TOKEN or --auth-token-file.")
+@click.option("--auth-token-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Read the token from this file.")
+@click.option("--asset-dir", "asset_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of heightmap PNGs clients may name (repeatable); pybullet_data's files are always available.")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="PEM certificate chain.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="PEM private key.")
 @click.option("--heartbeat-ms", default=500, show_default=True, type=click.IntRange(10, 60000), help="Heartbeat interval while streaming.")
@@ -140,6 +175,8 @@ def render_server(
     host: str,
     port: int,
     auth_token: str | None,
+    auth_token_file: Path | None,
+    asset_dirs: tuple[Path, ...],
     tls_cert: Path | None,
     tls_key: Path | None,
     heartbeat_ms: int,
@@ -154,7 +191,8 @@ def render_server(
     run_server(
         host=host,
         port=port,
-        auth_token=auth_token,
+        auth_token=choose_token(auth_token, auth_token_file),
+        asset_dirs=tuple(asset_dirs),
         tls_cert=tls_cert,
         tls_key=tls_key,
         heartbeat_ms=heartbeat_ms,

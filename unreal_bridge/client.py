@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,11 +32,28 @@ from pipeline.errors import UserError
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2_grpc as pb_grpc
 
-__all__ = ["RenderClient", "RenderedClip", "FrameIntegrityError", "CLIENT_PROTOCOL_VERSION"]
+__all__ = ["RenderClient", "RenderedClip", "FrameIntegrityError", "CLIENT_PROTOCOL_VERSION", "AUTH_TOKEN_ENV", "token_from_env"]
 
 log = logging.getLogger("worldloom.render.client")
 
 CLIENT_PROTOCOL_VERSION = "1.0.0"
+#: The one environment variable that carries the render token, for servers and clients alike.
+AUTH_TOKEN_ENV = "WORLDLOOM_AUTH_TOKEN"
+#: The server's old name for it; still read, with a deprecation warning.
+DEPRECATED_TOKEN_ENV = "WORLDLOOM_RENDER_TOKEN"
+
+
+def token_from_env(environ: dict[str, str] | None = None) -> str | None:
+    """$WORLDLOOM_AUTH_TOKEN, else the deprecated $WORLDLOOM_RENDER_TOKEN (with a warning), else None."""
+    environ = os.environ if environ is None else environ
+    token = environ.get(AUTH_TOKEN_ENV, "").strip()
+    if token:
+        return token
+    old = environ.get(DEPRECATED_TOKEN_ENV, "").strip()
+    if old:
+        log.warning("%s is deprecated; set %s instead (one name for servers and clients)", DEPRECATED_TOKEN_ENV, AUTH_TOKEN_ENV)
+        return old
+    return None
 _PASS_LAYOUT = {  # pass -> (dtype, channels) as the protocol defines them
     "rgb": (np.dtype(np.uint8), 3),
     "depth": (np.dtype(np.float32), 1),
@@ -118,7 +136,8 @@ class RenderClient:
     """Client of a worldloom.render.v1 server (procedural or Unreal).
 
     `max_retries` bounds consecutive failed reconnect attempts (backoff 0.25 s, 0.5 s, 1 s, ...
-    capped at `max_backoff`); the count resets whenever frames arrive again.
+    capped at `max_backoff`); the count resets whenever frames arrive again. Without an
+    `auth_token` the client uses $WORLDLOOM_AUTH_TOKEN when it is set.
     """
 
     def __init__(
@@ -135,7 +154,7 @@ class RenderClient:
         max_backoff: float = 8.0,
     ) -> None:
         self.address = address
-        self.auth_token = auth_token
+        self.auth_token = auth_token if auth_token else token_from_env()
         self.connect_timeout = connect_timeout
         self.open_timeout = open_timeout
         self.idle_timeout = idle_timeout
@@ -308,6 +327,8 @@ class RenderClient:
                     )
                     continue
                 except _StreamBroken as broken:
+                    if broken.session_lost:
+                        server_id = ""  # the server let the session go (resume lease over): open a new one
                     if broken.next_frame > next_frame:
                         failures = 0
                     next_frame = broken.next_frame
@@ -357,7 +378,10 @@ class RenderClient:
             raise self._explain(error, "reconnecting") from None
         if info.server_id == server_id:
             return session_id, server_id  # same process (a network blip): the session is still open
-        log.warning("render server at %s restarted; re-opening the session", self.address)
+        if server_id:
+            log.warning("render server at %s restarted; re-opening the session", self.address)
+        else:
+            log.warning("render server at %s no longer holds the session; re-opening it", self.address)
         reopened = self.open_session(pb.OpenSessionRequest(resolved_clip_json=resolved_json))
         if reopened.resolved_sha256 != resolved_sha:
             self.close_session(reopened.session_id)
@@ -447,7 +471,7 @@ class RenderClient:
             if code in _RETRYABLE:
                 raise _StreamBroken(f"{code.name}: {_one_line(error.details() or '')}", next_frame) from None
             if code == grpc.StatusCode.NOT_FOUND:  # session lost (e.g. server restarted between calls)
-                raise _StreamBroken("session not found on the server", next_frame) from None
+                raise _StreamBroken("session not found on the server", next_frame, session_lost=True) from None
             raise self._explain(error, "rendering") from None
         finally:
             watchdog.stop()
@@ -486,9 +510,9 @@ class RenderClient:
 class _StreamBroken(Exception):
     """A render stream ended early for a reason a reconnect may cure; `next_frame` is the first missing frame."""
 
-    def __init__(self, reason: str, next_frame: int) -> None:
+    def __init__(self, reason: str, next_frame: int, *, session_lost: bool = False) -> None:
         super().__init__(reason)
-        self.reason, self.next_frame = reason, next_frame
+        self.reason, self.next_frame, self.session_lost = reason, next_frame, session_lost
 
 
 def _one_line(text: str) -> str:

@@ -12,7 +12,13 @@ bridge differ only in the backend object plugged in. Transport rules live here o
   thread, so heartbeats keep flowing while the backend warms up or re-simulates to a resume
   point and the client's idle timeout never fires on a healthy server;
 - a cancelled call stops the worker (client gone, nothing to render for);
-- a bad manifest is INVALID_ARGUMENT with a one-line message naming the field and the fix.
+- a bad manifest is INVALID_ARGUMENT with a one-line message naming the field and the fix;
+- manifests are untrusted input: they are resolved on a small pool of their own threads, never
+  on the gRPC threads, with a size limit and a time budget, and a request beyond the pool's
+  capacity is refused at once -- so health and GetServerInfo keep answering under a flood of
+  hostile manifests (benchmarks/drill_hostile.py);
+- a session whose client vanished (its Render stream ended and nothing came back) is released
+  after a short resume lease, not held for minutes.
 """
 from __future__ import annotations
 
@@ -65,7 +71,13 @@ AUTH_METADATA_KEY = "authorization"  # value "Bearer <token>"
 
 @dataclass
 class ServerConfig:
-    """How the server binds and streams. Defaults are safe: loopback, no token needed."""
+    """How the server binds and streams. Defaults are safe: loopback, no token needed.
+
+    Limits (docs/render-protocol.md, "Limits"): `max_manifest_bytes`/`max_resolved_clip_bytes`
+    cap a request's text, `resolve_workers` is how many manifests resolve at once (more are
+    refused with RESOURCE_EXHAUSTED, never queued on the gRPC threads), and `resolve_timeout_s`
+    is the time budget of one resolve.
+    """
 
     host: str = "127.0.0.1"
     port: int = 50051  # 0 picks a free port
@@ -75,9 +87,16 @@ class ServerConfig:
     max_chunk_bytes: int = MAX_CHUNK_BYTES_LIMIT
     heartbeat_interval_ms: int = 500
     max_workers: int = 8
-    # A session nobody rendered or closed for this long may be taken over by a new client
-    # (a client that crashed must not lock the server forever).
-    session_lease_s: float = 300.0
+    # A session that was opened but never rendered, and then not used for this long, may be
+    # taken over by a new client (a client that crashed must not lock the server forever).
+    session_lease_s: float = 60.0
+    # Once a Render stream has ended (completed, cancelled, or the client's connection died),
+    # the session is kept only this long for the same client to resume; then it is closed.
+    resume_lease_s: float = 10.0
+    max_manifest_bytes: int = 2 << 20
+    max_resolved_clip_bytes: int = 4 << 20
+    resolve_workers: int = 2
+    resolve_timeout_s: float = 30.0
     # How long a Render call waits for a previous Render of the same session to wind down.
     render_handover_s: float = 10.0
     queue_frames: int = 4  # frames the worker may run ahead of the network
@@ -87,6 +106,8 @@ class ServerConfig:
             raise UserError(f"max_chunk_bytes={self.max_chunk_bytes} is out of range; use 1..{MAX_CHUNK_BYTES_LIMIT}")
         if self.heartbeat_interval_ms <= 0:
             raise UserError(f"heartbeat_interval_ms={self.heartbeat_interval_ms} must be positive")
+        if self.resolve_workers < 1 or self.resolve_timeout_s <= 0 or self.resume_lease_s < 0:
+            raise UserError("resolve_workers must be >= 1, resolve_timeout_s > 0 and resume_lease_s >= 0")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise UserError("--tls-cert and --tls-key go together; give both or neither")
 
@@ -139,6 +160,11 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _check_resolved_clip(clip: object) -> dict:
     """Minimal structural check of a resolved clip sent as JSON; the resolver owns the schema."""
     if not isinstance(clip, dict):
@@ -148,10 +174,13 @@ def _check_resolved_clip(clip: object) -> dict:
     output = clip.get("output")
     if not isinstance(output, dict):
         raise UserError("resolved_clip_json field 'output' is missing; resolve the manifest with `worldloom manifest resolve`")
-    for key in ("width", "height", "frames", "fps"):
+    from pipeline.manifest.schema import MAX_FRAMES, MAX_HEIGHT, MAX_WIDTH  # the manifest's own ceilings
+
+    ceilings = {"width": MAX_WIDTH, "height": MAX_HEIGHT, "frames": MAX_FRAMES, "fps": 240}
+    for key, ceiling in ceilings.items():
         value = output.get(key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-            raise UserError(f"resolved_clip_json field 'output.{key}' is {value!r}; it must be a positive number")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= ceiling:
+            raise UserError(f"resolved_clip_json field 'output.{key}' is {_short(value)}; it must be a number in (0, {ceiling}]")
     passes = clip.get("passes")
     if not isinstance(passes, list) or not passes or not all(isinstance(name, str) for name in passes):
         raise UserError("resolved_clip_json field 'passes' must be a non-empty list such as [rgb, depth]")
@@ -259,9 +288,13 @@ class _Session:
     last_used: float = field(default_factory=time.monotonic)
     render_lock: threading.Lock = field(default_factory=threading.Lock)
     cancel_render: threading.Event = field(default_factory=threading.Event)
+    streamed: bool = False  # a Render stream has ended: only the short resume lease applies now
+    live_streams: int = 0  # Render calls whose RPC has not terminated yet
+    expiry_armed: bool = False
 
 
 _DONE = object()
+_OPEN_GRACE_S = 2.0  # how long an OpenSession waits for a busy slot that may be freeing up
 
 
 class RenderServicer(pb_grpc.RenderServiceServicer):
@@ -279,6 +312,11 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
         self._lock = threading.Lock()
         self._session: _Session | None = None
         self._opening = False
+        # Manifests resolve here, off the gRPC threads; the semaphore refuses work beyond it.
+        self._resolve_pool = futures.ThreadPoolExecutor(max_workers=config.resolve_workers, thread_name_prefix="resolve")
+        self._resolve_slots = threading.BoundedSemaphore(config.resolve_workers)
+        self._open_waiters = threading.BoundedSemaphore(2)
+        self.refused = {"too_large": 0, "busy": 0, "timeout": 0, "invalid": 0}  # counters for logs and the drill
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -321,13 +359,7 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
     def OpenSession(self, request: pb.OpenSessionRequest, context: grpc.ServicerContext) -> pb.OpenSessionResponse:
         self._authorize(context, request.auth_token)
         backend = self._ready_backend(context)
-        try:
-            clip = self.resolver(request)
-        except UserError as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.one_line())
-        except Exception as error:  # a resolver bug: one line to the client, the traceback to the log
-            log.exception("resolving the manifest failed")
-            context.abort(grpc.StatusCode.INTERNAL, f"resolving the manifest failed inside the server: {type(error).__name__}: {_one_line(error)}")
+        clip = self._resolve_bounded(request, context)
         passes = [name for name in clip["passes"]]
         unsupported = [name for name in passes if name not in backend.passes]
         if unsupported:
@@ -367,22 +399,139 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
         log.info("session %s opened: %s (%d frames)", session.session_id, clip.get("key", "?"), session.frame_count)
         return response
 
+    def _resolve_bounded(self, request: pb.OpenSessionRequest, context: grpc.ServicerContext) -> dict:
+        """Resolve on the resolver pool within the size and time budget; refuse what does not fit.
+
+        The calling gRPC thread only waits; a request that finds every resolver busy is refused
+        at once, so at most `resolve_workers` gRPC threads ever wait here and the rest stay free
+        for health checks and GetServerInfo.
+        """
+        source = request.WhichOneof("source")
+        size = len(request.manifest_yaml) if source == "manifest_yaml" else len(request.resolved_clip_json)
+        limit = self.config.max_manifest_bytes if source == "manifest_yaml" else self.config.max_resolved_clip_bytes
+        if size > limit:
+            self.refused["too_large"] += 1
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{source} is {size} bytes, more than this server's limit of {limit}; split the manifest")
+        if not self._resolve_slots.acquire(blocking=False):
+            self.refused["busy"] += 1
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"render server is already resolving {self.config.resolve_workers} manifests; retry in a moment")
+
+        def job() -> dict:
+            try:
+                return self.resolver(request)
+            finally:
+                self._resolve_slots.release()
+
+        try:
+            future = self._resolve_pool.submit(job)
+        except RuntimeError:  # the pool is shut down: the server is stopping
+            self._resolve_slots.release()
+            context.abort(grpc.StatusCode.UNAVAILABLE, "render server is stopping")
+        try:
+            return future.result(timeout=self.config.resolve_timeout_s)
+        except futures.TimeoutError:
+            # The resolver thread cannot be interrupted; it keeps its slot until it returns, so a
+            # slow manifest costs one of `resolve_workers`, never a gRPC thread or unbounded work.
+            self.refused["timeout"] += 1
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                          f"resolving the manifest took longer than {self.config.resolve_timeout_s:g} s; make it smaller (fewer frames, simpler randomisation)")
+        except UserError as error:
+            self.refused["invalid"] += 1
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.one_line())
+        except Exception as error:  # a resolver bug: one line to the client, the traceback to the log
+            log.exception("resolving the manifest failed")
+            context.abort(grpc.StatusCode.INTERNAL, f"resolving the manifest failed inside the server: {type(error).__name__}: {_one_line(error)}")
+        raise AssertionError("unreachable")  # context.abort raises
+
+    def _lease_left(self, session: _Session) -> float:
+        """Seconds until an idle session may be taken over (<= 0: now); inf while a client streams."""
+        if session.live_streams > 0:
+            return float("inf")
+        lease = self.config.resume_lease_s if session.streamed else self.config.session_lease_s
+        return lease - (time.monotonic() - session.last_used)
+
+    def _busy(self, context: grpc.ServicerContext) -> None:
+        context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "render server is busy with another session (one session at a time); wait for it to close or start another server",
+        )
+
     def _reserve_slot(self, context: grpc.ServicerContext) -> None:
+        """Take the single session slot, waiting out the short resume lease of a vanished client.
+
+        A client killed mid-stream is noticed by gRPC within moments (its connection closes), so
+        an OpenSession that finds the slot held by a streaming session also waits a moment
+        (`_OPEN_GRACE_S`) before refusing. At most two OpenSessions wait; the rest are refused.
+        """
+        now = time.monotonic()
+        grace_until = now + _OPEN_GRACE_S
+        deadline = now + self.config.resume_lease_s + 2 * _OPEN_GRACE_S
+        waiting = False
+        try:
+            while True:
+                with self._lock:
+                    current = self._session
+                    wait = None
+                    now = time.monotonic()
+                    if current is not None:
+                        left = self._lease_left(current)
+                        if left <= 0 and not current.render_lock.locked():
+                            log.warning("session %s unused past its lease; handing the server to a new client", current.session_id)
+                            self._close_backend_locked()
+                            current = None
+                        elif left <= 0:
+                            wait = 0.05  # its last stream is still winding down
+                        elif current.streamed and left <= self.config.resume_lease_s:
+                            wait = left  # its client's stream ended: the server frees up within seconds
+                        elif now < grace_until:
+                            wait = 0.05  # maybe a stream whose client just died
+                    elif self._opening and now < grace_until:
+                        wait = 0.05
+                    if not self._opening and current is None:
+                        self._opening = True
+                        return
+                    if wait is None or now > deadline or not context.is_active():
+                        self._busy(context)
+                if not waiting:
+                    if not self._open_waiters.acquire(blocking=False):
+                        self._busy(context)
+                    waiting = True
+                time.sleep(min(max(wait, 0.01), 0.25))
+        finally:
+            if waiting:
+                self._open_waiters.release()
+
+    def _stream_ended(self, session: _Session) -> None:
+        """RPC-termination callback of a Render: start the resume lease and arm its expiry."""
+        session.last_used = time.monotonic()
+        session.streamed = True
         with self._lock:
-            current = self._session
-            if current is not None and not current.render_lock.locked():
-                idle = time.monotonic() - current.last_used
-                if idle > self.config.session_lease_s:
-                    log.warning("session %s idle for %.0f s; handing the server to a new client", current.session_id, idle)
-                    self._close_backend_locked()
-                    current = None
-            if self._opening or current is not None:
-                context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    "render server is busy with another session (one session at a time); "
-                    "wait for it to close or start another server",
-                )
-            self._opening = True
+            session.live_streams -= 1
+            if session.expiry_armed or self._session is not session:
+                return
+            session.expiry_armed = True
+        self._arm_expiry(session, self.config.resume_lease_s)
+
+    def _arm_expiry(self, session: _Session, delay: float) -> None:
+        timer = threading.Timer(max(delay, 0.05), self._expire, args=(session,))
+        timer.daemon = True
+        timer.start()
+
+    def _expire(self, session: _Session) -> None:
+        """Close a session whose client did not come back within the resume lease."""
+        with self._lock:
+            if self._session is not session:
+                session.expiry_armed = False
+                return
+            left = self._lease_left(session)
+            if left <= 0 and not session.render_lock.locked():
+                log.warning("session %s: its client went away %.0f s ago and did not resume; closing it",
+                            session.session_id, self.config.resume_lease_s)
+                self._close_backend_locked()
+                session.expiry_armed = False
+                return
+        self._arm_expiry(session, min(max(left, 0.05), 1.0))  # streaming again (or winding down): look again later
 
     def _release_slot(self) -> None:
         with self._lock:
@@ -449,6 +598,11 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
             )
         session.cancel_render.clear()
         session.last_used = time.monotonic()
+        with self._lock:
+            session.live_streams += 1
+        # When this RPC terminates for any reason -- done, cancelled, or the client's connection
+        # died (SIGKILL) -- the session gets only the short resume lease (docs/render-protocol.md).
+        context.add_callback(lambda: self._stream_ended(session))
         log.info("session %s: render frames [%d, %d) passes %s", session.session_id, start, end, ",".join(passes))
         try:
             yield from self._stream(backend, session, start, end, passes, context)
@@ -632,6 +786,7 @@ class RenderServer:
             return
         self.health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+        self.servicer._resolve_pool.shutdown(wait=False, cancel_futures=True)
         with self.servicer._lock:
             self.servicer._close_backend_locked()
         self._server = None

@@ -6,6 +6,7 @@ uninterrupted one. Consecutive calls continue the running simulation when they c
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -32,10 +33,14 @@ class ProceduralBackend:
     passes: tuple[str, ...] = ALL_PASSES
     capabilities: tuple[str, ...] = ("deterministic", "resume", "vehicle_physics", "weather")
 
-    def __init__(self, *, shadows: bool = False) -> None:
+    def __init__(self, *, shadows: bool = False, asset_dirs: tuple[str | Path, ...] | list[str | Path] = ()) -> None:
         """`shadows=True` turns on TinyRenderer's shadow map: about half the speed, and it shows
-        acne and a hard frustum edge on large scenes (docs/procedural-renderer.md), so it is off."""
+        acne and a hard frustum edge on large scenes (docs/procedural-renderer.md), so it is off.
+
+        `asset_dirs`: server-side folders whose PNGs a clip may name as `world.params.heightmap`
+        (pybullet_data's files always may). A clip never names an arbitrary path on this machine."""
         self.shadows = shadows
+        self.asset_dirs = tuple(Path(d) for d in asset_dirs)
         self._clip: dict | None = None
         self._sim: ClipSimulation | None = None
 
@@ -45,7 +50,7 @@ class ProceduralBackend:
         """Build the clip's world now, so bad clips fail here rather than mid-stream."""
         self.close()
         self._clip = clip
-        self._sim = ClipSimulation(clip, shadows=self.shadows)
+        self._sim = ClipSimulation(clip, shadows=self.shadows, asset_dirs=self.asset_dirs)
 
     def close(self) -> None:
         if self._sim is not None:
@@ -66,7 +71,7 @@ class ProceduralBackend:
         if self._clip is None:
             raise RuntimeError("ProceduralBackend.open(clip) must be called before frames()")
         if self._sim is None:
-            self._sim = ClipSimulation(self._clip, shadows=self.shadows)
+            self._sim = ClipSimulation(self._clip, shadows=self.shadows, asset_dirs=self.asset_dirs)
         return self._sim
 
     # ------------------------------------------------------------------ rendering

@@ -42,19 +42,92 @@ def fractal_noise(n: int, rng: np.random.Generator, roughness: float, octaves: i
     return (total - total.min()) / max(total.max() - total.min(), 1e-9)
 
 
-def load_heightmap_png(path_text: str, n: int) -> np.ndarray:
-    """Grayscale PNG -> (n, n) in [0, 1]; relative paths are tried against the cwd, then pybullet_data."""
+DATA_URI_PREFIX = "data:image/png;base64,"
+MAX_HEIGHTMAP_BYTES = 1 << 20  # an embedded PNG
+MAX_HEIGHTMAP_PIXELS = 4096 * 4096  # checked from the PNG header, before any pixel is decoded
+
+
+def heightmap_roots(asset_dirs: tuple[Path, ...] | list[Path] = ()) -> list[Path]:
+    """The folders a heightmap *name* may resolve into: the server's --asset-dir folders, then pybullet_data."""
+    return [Path(folder) for folder in asset_dirs] + [Path(pybullet_data.getDataPath())]
+
+
+def _not_available(spec: str) -> UserError:
+    # One message for missing, unreadable, outside the asset folders and not-a-PNG alike: the
+    # server never tells a client whether some path exists on its disk.
+    shown = repr(spec) if len(spec) <= 60 else repr(spec[:57] + "...")
+    return UserError(
+        f"world.params.heightmap: {shown} is not an available heightmap",
+        hint="name a PNG inside the render server's asset folders (--asset-dir; pybullet_data's, e.g. "
+             "heightmaps/wm_height_out.png, are always there), embed one as data:image/png;base64,..., or use null",
+    )
+
+
+def _locate(spec: str, roots: list[Path]) -> Path | None:
+    """`spec` as a file strictly inside one of `roots` (symlinks resolved), or None."""
+    relative = Path(spec)
+    if not spec or relative.is_absolute() or "\\" in spec or any(part in ("..", "") for part in spec.split("/")):
+        return None
+    for root in roots:
+        try:
+            base = root.resolve()
+            candidate = (base / relative).resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            continue
+        if candidate.is_relative_to(base) and candidate.is_file():
+            return candidate
+    return None
+
+
+def _open_png(source: Path | bytes, spec: str):
+    """A PIL image of a PNG, with its size checked before the pixels are decoded."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=["PNG"])
+    except (OSError, UnidentifiedImageError, ValueError):
+        raise _not_available(spec) from None
+    width, height = image.size
+    if width * height > MAX_HEIGHTMAP_PIXELS or width < 2 or height < 2:
+        image.close()
+        raise UserError(f"world.params.heightmap: the PNG is {width}x{height}; use 2x2 up to 4096x4096 pixels")
+    return image
+
+
+def load_heightmap_png(spec: str, n: int, asset_dirs: tuple[Path, ...] | list[Path] = ()) -> np.ndarray:
+    """Grayscale PNG -> (n, n) in [0, 1].
+
+    `spec` is either a name relative to one of the server's asset folders (`heightmap_roots`) or
+    the PNG itself as `data:image/png;base64,...`. Never an arbitrary path: a render server
+    opens no file a client names outside those folders (docs/render-protocol.md, "Security").
+    """
     from PIL import Image
 
-    candidates = [Path(path_text), Path(pybullet_data.getDataPath()) / path_text]
-    path = next((c for c in candidates if c.is_file()), None)
-    if path is None:
-        raise UserError(
-            f"world.params.heightmap: {path_text!r} is not a file (looked in the working directory and pybullet_data)",
-            hint="give a grayscale PNG path, or null to generate the terrain from the world seed",
-        )
-    with Image.open(path) as image:
+    if spec.startswith(DATA_URI_PREFIX):
+        import base64
+        import binascii
+
+        encoded = spec[len(DATA_URI_PREFIX):]
+        if len(encoded) > (MAX_HEIGHTMAP_BYTES * 4) // 3 + 4:
+            raise UserError(f"world.params.heightmap: the embedded PNG is over {MAX_HEIGHTMAP_BYTES >> 20} MiB; use a smaller image")
+        try:
+            source: Path | bytes = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise UserError("world.params.heightmap: the data URI is not valid base64; encode the PNG with base64") from None
+    else:
+        located = _locate(spec, heightmap_roots(asset_dirs))
+        if located is None:
+            raise _not_available(spec)
+        source = located
+    image = _open_png(source, spec)
+    try:
         gray = image.convert("L").resize((n, n), Image.Resampling.BILINEAR)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        raise _not_available(spec) from None
+    finally:
+        image.close()
     data = np.asarray(gray, dtype=np.float64) / 255.0
     return (data - data.min()) / max(data.max() - data.min(), 1e-9)
 

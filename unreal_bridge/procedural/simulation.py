@@ -85,7 +85,7 @@ def kinematic_poses(clip: dict, actions: np.ndarray) -> np.ndarray:
 class ClipSimulation:
     """Builds the clip's world in a fresh DIRECT client and advances it frame by frame."""
 
-    def __init__(self, clip: dict, *, shadows: bool = False) -> None:
+    def __init__(self, clip: dict, *, shadows: bool = False, asset_dirs: tuple = ()) -> None:
         output = _require(clip, "output")
         self.width, self.height = int(output["width"]), int(output["height"])
         self.frame_count = int(output["frames"])
@@ -134,7 +134,7 @@ class ClipSimulation:
             else:
                 raise UserError(f"camera.rig: {self.rig_name!r} is unknown", hint="use first_person, vehicle, orbit or fixed")
             ctx = WorldContext(path_xy=np.vstack([np.array([base[:2]]), path_xy]), ground_z=ground_z,
-                               frame_count=self.frame_count)
+                               frame_count=self.frame_count, asset_dirs=tuple(asset_dirs))
             self.world = build_world(self.client, _require(clip, "world"), self.world_seed, ctx)
 
             if self.rig_name == "vehicle":

@@ -8,6 +8,7 @@ so generators can keep it clear: no tree grows through the walker, no hill swall
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -33,6 +34,7 @@ class WorldContext:
     path_xy: np.ndarray  # (N, 2) world xy the rig base visits (at least the start)
     ground_z: float  # ground level under the rig base at the start
     frame_count: int = 48  # rendered frames, so timed events can spread over the clip
+    asset_dirs: tuple[Path, ...] = ()  # server-side folders a heightmap name may come from (besides pybullet_data)
 
 
 def _jitter(rng: np.random.Generator, rgb: tuple[float, float, float], amount: float) -> list[float]:
@@ -215,7 +217,7 @@ def build_terrain(builder: SceneBuilder, params: dict, rng: np.random.Generator,
     roughness = float(params.get("roughness", 0.5))
     n = 129
     heightmap = params.get("heightmap")
-    unit = load_heightmap_png(str(heightmap), n) if heightmap else fractal_noise(n, rng, roughness)
+    unit = load_heightmap_png(str(heightmap), n, ctx.asset_dirs) if heightmap else fractal_noise(n, rng, roughness)
     field = Heightfield(unit * scale, size)
     # Put the rig on the surface: shift the field so the start is at ground level, then flatten
     # the path corridor to that level (a kinematic walker cannot climb).
