@@ -14,6 +14,7 @@ accident, an existing run with checkpoints needs `--resume` (or a new `name`).
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.errors import UserError
+from pipeline.ray_runtime import init_ray
 from training import tracking
 from training.checkpoint import latest_checkpoint
 from training.config import DataSource, TrainConfig
@@ -128,9 +130,12 @@ def preflight(config: TrainConfig, data: list[DataSource] | None, *, resume: boo
 def train(config: TrainConfig, data: list[DataSource] | None = None, *, resume: bool = False,
           ray_address: str | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """Run (or resume) a training job to completion; returns where the results are."""
-    import ray
-
     config, paths, sources, previous = preflight(config, data, resume=resume)
+    # before the MLflow run opens, so a cluster that refuses leaves no RUNNING run behind:
+    # a private local instance unless --ray-address/$RAY_ADDRESS names a cluster (pipeline/ray_runtime.py);
+    # locally, one logical CPU per worker plus one for Ray Train's controller and the data stage
+    init_ray(ray_address, num_cpus=max(os.cpu_count() or 1,
+                                       int(config.scaling.num_workers * config.scaling.cpus_per_worker) + 1))
 
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     tracking_uri = tracking.resolve_tracking_uri(config.mlflow.tracking_uri, paths.run_dir)
@@ -143,8 +148,6 @@ def train(config: TrainConfig, data: list[DataSource] | None = None, *, resume: 
                    "tracking_uri": tracking_uri, "run_id": run_id,
                    "provenance": provenance(sources) if sources else {"sources": []}}
 
-    if not ray.is_initialized():
-        ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
     trainer = build_trainer(config, paths, loop_config)
     started = time.perf_counter()
     watcher = _HeartbeatWatcher(paths.run_dir / "workers" / "rank0.json", on_progress)

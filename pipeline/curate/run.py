@@ -41,15 +41,9 @@ def _ensure_ray(num_cpus: int | None, address: str | None = None) -> None:
     """Use the Ray instance already initialised in this process, else connect to `address`,
     else start a private local one. `address="local"` matters: a bare `ray.init()` would join
     any other Ray instance running on the machine."""
-    import ray
+    from pipeline.ray_runtime import init_ray
 
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-    else:
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+    init_ray(address, num_cpus=num_cpus or os.cpu_count() or 1)  # local unless --ray-address/$RAY_ADDRESS
 
 
 def _process_pending(pending: list[str], dataset: Path, config: CurateConfig, *, show_progress: bool,

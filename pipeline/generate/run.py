@@ -170,7 +170,7 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
                       stage_cpu=stage_cpu, busy_efficiency=busy_efficiency)
     sheet = _contact_sheet(layout)
     run_id = None
-    if config.mlflow.enabled:
+    if config.mlflow.enabled and (counts.rendered or counts.failed):  # a resume with nothing to do logs no empty run
         run_id = _log_mlflow(layout, config, counts, wall, efficiency, sheet)
     progress.console.print(summary_table(counts, wall_seconds=wall, efficiency=efficiency, out=str(layout.root),
                                          shards=len(shards), status=status, startup_seconds=startup_seconds))
@@ -349,20 +349,12 @@ def _ensure_ray(config: GenerateConfig) -> bool:
     the stages declare when `--workers` asks for more render servers than that: the user chose
     to oversubscribe, and a stage that cannot be scheduled would wait forever.
     """
-    import ray
+    from pipeline.ray_runtime import init_ray
 
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if config.ray_address:
-        ray.init(address=config.ray_address, log_to_driver=False, configure_logging=False)
-    else:
-        cpus = float(config.local_ray_cpus or os.cpu_count() or 1)
-        needed = _stage_cpus(config, _render_actor_count(config, cpus))
-        # address="local": never attach to some other Ray that happens to run on this machine
-        ray.init(address="local", num_cpus=max(cpus, float(np.ceil(needed))), include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
-    return True
+    # pipeline/ray_runtime.py: a private local instance unless --ray-address/$RAY_ADDRESS names a cluster
+    cpus = float(config.local_ray_cpus or os.cpu_count() or 1)
+    needed = _stage_cpus(config, _render_actor_count(config, cpus))
+    return init_ray(config.ray_address, num_cpus=max(cpus, float(np.ceil(needed))))
 
 
 def _check_fits(config: GenerateConfig, render_actors: int) -> None:
@@ -485,6 +477,8 @@ def _write_provenance(layout: DatasetLayout, infos: list[ManifestInfo], config: 
             if row["status"] == "rejected":
                 for reason in filter(None, row["reason"].split(",")):
                     rejects[reason] = rejects.get(reason, 0) + 1
+    # a resume that rendered nothing keeps the statistics of the run that did the work
+    kept_last_run = None if counts.rendered else _previous_last_run(layout)
     write_dataset_json(layout.dataset_json_path, {
         "status": status,
         "created_by": "worldloom generate",
@@ -497,7 +491,7 @@ def _write_provenance(layout: DatasetLayout, infos: list[ManifestInfo], config: 
         "counts": totals,
         "rejects_by_reason": rejects,
         "shards": [f"shards/{p.name}" for p in layout.complete_shards()],
-        "last_run": {"wall_s": round(wall, 3), "rendered": counts.rendered, "frames": counts.frames,
+        "last_run": kept_last_run or {"wall_s": round(wall, 3), "rendered": counts.rendered, "frames": counts.frames,
                      "clips_per_min": round(counts.rendered / wall * 60, 3) if wall else 0.0,
                      "frames_per_s": round(counts.frames / wall, 3) if wall else 0.0,
                      "efficiency": None if efficiency is None else round(efficiency, 4),
@@ -506,6 +500,15 @@ def _write_provenance(layout: DatasetLayout, infos: list[ManifestInfo], config: 
                      "stage_cpu_s": {k: round(v, 3) for k, v in (stage_cpu or {}).items()},
                      "busy_efficiency": None if busy_efficiency is None else round(busy_efficiency, 4)},
     })
+
+
+def _previous_last_run(layout: DatasetLayout) -> dict[str, Any] | None:
+    import json
+
+    try:
+        return json.loads(layout.dataset_json_path.read_text()).get("last_run") or None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _contact_sheet(layout: DatasetLayout) -> Path | None:
