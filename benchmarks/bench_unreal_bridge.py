@@ -8,9 +8,11 @@ Three numbers, each against a baseline run in the same process:
    per render, one capture per tick of a fake editor ticking as fast as it can) versus calling
    the same scene capture directly in a loop on one thread. The ratio is the cost of the
    queue + tick design (mostly: one capture per tick waits for the next tick).
-2. Read-back conversion: `read_render_target` returns one Python `Color` per pixel; converting
-   that list to a (H, W, 3) uint8 array at 640x360 and 1280x720, versus `np.frombuffer` of the
-   same bytes. This is a floor on the fast path's per-frame cost in a real editor.
+2. Read-back: the bridge exports each render target once per frame (PNG for RGB, half-float
+   EXR for depth) and decodes the file with numpy/PIL (unreal_bridge/unreal/readback.py). Timed
+   here at 640x360 and 1280x720: the Python decode the bridge runs in the editor, the encode the
+   engine runs (PIL PNG and OpenEXR ZIP as stand-ins for FImageUtils' encoders, not the engine's
+   own), against the old path, converting `read_render_target`'s one `Color` per pixel to numpy.
 3. The conformance suite against an in-process procedural server: seconds per full check.
 
 Real-editor numbers (capture and GPU read-back) need an editor; see docs/unreal.md.
@@ -27,12 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the fake `unreal` module lives with the tests
 
-from fake_unreal import Color, FakeEditor  # noqa: E402
+from fake_unreal import Color, FakeEditor, fake_depth_cm, Rotator, Vector  # noqa: E402
 
 from unreal_bridge.unreal.backend import UnrealBackend  # noqa: E402
 from unreal_bridge.unreal.game_thread import GameThreadExecutor  # noqa: E402
 from unreal_bridge.unreal.plan import plan_clip  # noqa: E402
-from unreal_bridge.unreal.scene import _rgb_from_colors  # noqa: E402
+from unreal_bridge.unreal.readback import depth_m_from_half_cm, read_exr, read_png_rgb  # noqa: E402
 
 
 def probe_clip(frames: int, width: int, height: int) -> dict:
@@ -80,22 +82,49 @@ def bench_marshalling(frames: int, width: int, height: int) -> None:
           f"direct {frames / baseline:.1f} frames/s, ratio bridged/direct time = {bridged / baseline:.2f} ({ticks} ticks)")
 
 
+def _timed(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def bench_readback() -> None:
+    import tempfile
+
+    import OpenEXR
+    from PIL import Image
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_unreal_readback_"))
     for width, height in ((640, 360), (1280, 720)):
         rng = np.random.default_rng(0)
         pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
         colors = [Color(b=int(p[2]), g=int(p[1]), r=int(p[0]), a=255) for p in pixels.reshape(-1, 3)]
-        raw = pixels.tobytes()
-        started = time.perf_counter()
-        converted = _rgb_from_colors(colors, width, height)
-        seconds = time.perf_counter() - started
-        assert np.array_equal(converted, pixels)
-        started = time.perf_counter()
-        for _ in range(100):
-            np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3).copy()
-        baseline = (time.perf_counter() - started) / 100
-        print(f"read-back conversion {width}x{height}: {seconds * 1000:.0f} ms/frame from Array[Color], "
-              f"{baseline * 1000:.2f} ms from bytes, ratio {seconds / baseline:.0f}x")
+
+        def from_colors():  # the old path's conversion (the engine also had to build the structs)
+            flat = np.fromiter((channel for c in colors for channel in (c.r, c.g, c.b)), dtype=np.uint8, count=width * height * 3)
+            return flat.reshape(height, width, 3)
+
+        old = _timed(from_colors, repeat=1)
+        rgba = np.dstack([pixels, np.zeros((height, width, 1), np.uint8)])
+        png = folder / "rgb.png"
+        encode_png = _timed(lambda: Image.fromarray(rgba, mode="RGBA").save(png))
+        decode_png = _timed(lambda: read_png_rgb(png, width, height))
+        assert np.array_equal(read_png_rgb(png, width, height), pixels)
+        depth = fake_depth_cm(Vector(), Rotator(), width, height)
+        with np.errstate(over="ignore"):
+            half = depth.astype(np.float16)
+        exr = folder / "depth.exr"
+        planes = {"R": half, "G": np.zeros_like(half), "B": np.zeros_like(half), "A": np.ones_like(half)}
+        encode_exr = _timed(lambda: OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+                                                 planes).write(str(exr)))
+        decode_exr = _timed(lambda: depth_m_from_half_cm(read_exr(exr)["R"], 500.0))
+        new_total = decode_png + decode_exr
+        print(f"read-back {width}x{height}: decode in the editor rgb PNG {decode_png * 1000:.0f} ms + depth EXR "
+              f"{decode_exr * 1000:.0f} ms (encode stand-ins: PNG {encode_png * 1000:.0f} ms, EXR {encode_exr * 1000:.0f} ms); "
+              f"old Array[Color] -> numpy {old * 1000:.0f} ms for rgb alone; ratio old/new decode {old / new_total:.1f}x")
 
 
 def bench_conformance() -> None:

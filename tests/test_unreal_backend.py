@@ -378,7 +378,7 @@ def test_install_plugin_lays_out_the_project(tmp_path):
     plugin = install(tmp_path)
     descriptor = json.loads((plugin / "WorldloomBridge.uplugin").read_text())
     requirements = descriptor["PythonRequirements"][0]["Requirements"]
-    assert any(line.startswith("grpcio>=") for line in requirements)
+    assert any(line.startswith("grpcio==") and "--hash=sha256:" in line for line in requirements)
     site = plugin / "Content" / "Python" / "Lib" / "site-packages"
     assert (site / "unreal_bridge" / "unreal" / "startup.py").is_file()
     assert (site / "unreal_bridge" / "protos" / "worldloom" / "render" / "v1" / "render_pb2.py").is_file()

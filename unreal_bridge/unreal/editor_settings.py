@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-THROTTLE_SETTING = "throttle_cpu_when_not_foreground"  # Python name of bThrottleCPUWhenNotForeground
 IDLE_CVAR = "t.IdleWhenNotForeground"
 LAUNCH_FLAGS = (
     "-ini:EditorSettings:[/Script/UnrealEd.EditorPerformanceSettings]:bThrottleCPUWhenNotForeground=False",
@@ -27,6 +26,6 @@ LAUNCH_FLAGS = (
 def keep_editor_ticking(unreal: Any) -> None:
     """Turn off background throttling and idling for this editor session (not saved to config)."""
     settings = unreal.get_default_object(unreal.EditorPerformanceSettings)
-    settings.set_editor_property(THROTTLE_SETTING, False)
+    settings.set_editor_property("throttle_cpu_when_not_foreground", False)  # literal: the API manifest test reads it
     world = unreal.get_editor_subsystem(unreal.UnrealEditorSubsystem).get_editor_world()
     unreal.SystemLibrary.execute_console_command(world, f"{IDLE_CVAR} 0")

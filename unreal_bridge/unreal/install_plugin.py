@@ -4,15 +4,19 @@
 
 Result:
 
-    MyProject/Plugins/WorldloomBridge/WorldloomBridge.uplugin     (PythonRequirements: grpcio, ...)
+    MyProject/Plugins/WorldloomBridge/WorldloomBridge.uplugin     (PythonRequirements: pinned, hashed)
     MyProject/Plugins/WorldloomBridge/Content/Python/init_unreal.py
     MyProject/Plugins/WorldloomBridge/Content/Python/Lib/site-packages/{unreal_bridge,pipeline}/
 
 The editor adds `<Plugin>/Content/Python/Lib/site-packages` to `sys.path` for enabled plugins.
-With `--wheels DIR` (wheels downloaded for the editor's Python and platform, e.g.
-`pip download --only-binary=:all: --python-version 3.11 --platform win_amd64 -d DIR grpcio ...`)
-they are unpacked into `Content/Python/<Platform>/Lib/site-packages` for machines where the
-editor's start-up pip install is not allowed.
+With `--wheels DIR` (wheels downloaded for the editor's Python and platform from the plugin's
+lock, e.g. `pip download --only-binary=:all: --implementation cp --python-version 3.11
+--platform win_amd64 --no-deps --require-hashes -r requirements.lock -d DIR`) each wheel's
+sha256 is checked against the lock, the wheels are unpacked into
+`Content/Python/<Platform>/Lib/site-packages`, and `PythonRequirements` is removed from the
+installed descriptor: the vendored packages are the ones used (python_env.py puts them first on
+sys.path), and the editor's pip install cannot clash with another plugin's pins (protobuf 4.24.0
+in PythonFoundationPackages).
 
 The copy goes to a temporary folder first and is renamed into place, so an interrupted install
 never leaves a half plugin that the editor would load.
@@ -20,6 +24,7 @@ never leaves a half plugin that the editor would load.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -27,6 +32,7 @@ import zipfile
 from pathlib import Path
 
 from pipeline.errors import UserError
+from unreal_bridge.unreal.requirements import normalise, parse_lock
 
 PLUGIN_NAME = "WorldloomBridge"
 PLUGIN_SOURCE = Path(__file__).resolve().parent / "plugin" / PLUGIN_NAME
@@ -53,21 +59,45 @@ def install(project: Path, *, wheels: Path | None = None, platform: str = "Win64
     source_root = Path(__file__).resolve().parents[2]
     for package in REPO_PACKAGES:
         shutil.copytree(source_root / package, site / package, ignore=_IGNORE)
+    descriptor_path = staging / f"{PLUGIN_NAME}.uplugin"
     if wheels is not None:
         platform_site = staging / "Content" / "Python" / platform / "Lib" / "site-packages"
         platform_site.mkdir(parents=True, exist_ok=True)
         found = sorted(Path(wheels).glob("*.whl"))
         if not found:
             raise UserError(f"--wheels {wheels}: no .whl files there; download them with `pip download --only-binary=:all: ...`")
+        _check_wheels(found, parse_lock((staging / "requirements.lock").read_text()), wheels)
         for wheel in found:  # a wheel is a zip laid out as site-packages content
             with zipfile.ZipFile(wheel) as archive:
                 archive.extractall(platform_site)
+        descriptor = json.loads(descriptor_path.read_text())
+        descriptor.pop("PythonRequirements", None)  # vendored: the editor's pip install has nothing to do
+        descriptor_path.write_text(json.dumps(descriptor, indent="\t") + "\n")
     json.loads((staging / f"{PLUGIN_NAME}.uplugin").read_text())  # a broken descriptor must not be installed
     if target.exists():
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging.rename(target)
     return target
+
+
+def _check_wheels(found: list[Path], pins: list, wheels: Path) -> None:
+    """Every wheel is a locked version with a locked hash; every unconditional pin has a wheel."""
+    by_name = {pin.name: pin for pin in pins}
+    seen = set()
+    for wheel in found:
+        name, version = wheel.name.split("-")[:2]
+        pin = by_name.get(normalise(name))
+        if pin is None or pin.version != version:
+            locked = f"the lock pins {pin.version}" if pin else "it is not in the lock"
+            raise UserError(f"--wheels {wheels}: {wheel.name} is {name} {version} but {locked}; download from requirements.lock")
+        digest = "sha256:" + hashlib.sha256(wheel.read_bytes()).hexdigest()
+        if digest not in pin.hashes:
+            raise UserError(f"--wheels {wheels}: {wheel.name} does not match any hash in requirements.lock; download it again")
+        seen.add(pin.name)
+    missing = sorted(pin.name for pin in pins if not pin.marker and pin.name not in seen)
+    if missing:
+        raise UserError(f"--wheels {wheels}: no wheel for {', '.join(missing)}; download every package of requirements.lock")
 
 
 def main(argv: list[str] | None = None) -> int:
