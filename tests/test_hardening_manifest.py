@@ -129,3 +129,20 @@ def test_counts_and_sizes_have_ceilings():
     many_scenes = [dict(base["scenes"][0], name=f"s{i}") for i in range(1001)]
     with pytest.raises(UserError, match=r"scenes: has 1001 items; fix: give at most 1000 items"):
         load_manifest(yaml.safe_dump({**base, "scenes": many_scenes}))
+
+
+@pytest.mark.parametrize("make_text", [
+    '"a: " + "[" * 1_000_000 + "]" * 1_000_000 + "\\n"',  # PyYAML's scanner is quadratic in flow nesting
+    '"a: " + "{x: " * 100_000 + "\\n"',
+    '"a:\\n" + "".join("  " * i + f"k{i}:\\n" for i in range(1, 200)) + "  " * 200 + "x: 1\\n"',  # block nesting
+])
+def test_deep_nesting_is_refused_at_once(make_text):
+    result = run_limited(f"""
+        from pipeline.errors import UserError
+        from pipeline.manifest import load_manifest
+        try:
+            load_manifest({make_text})
+        except UserError as error:
+            print(error.one_line())
+    """, cpu_s=10)
+    assert result.returncode == 0 and "nest more than 64 levels deep" in result.stdout, result.stderr[-1500:]

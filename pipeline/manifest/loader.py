@@ -199,6 +199,36 @@ MAX_MANIFEST_BYTES = 2 * 1024 * 1024
 #: A "billion laughs" file (nine anchors of nine aliases) is 2 KB of text but 10^9 nodes once
 #: validated; real manifests are a few hundred nodes (10,000 waypoints are 30,000).
 MAX_YAML_NODES = 200_000
+#: Deepest nesting of mappings and lists (a manifest needs about 8); PyYAML composes recursively.
+MAX_YAML_DEPTH = 64
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses nesting deeper than MAX_YAML_DEPTH, so a 20,000-deep `[[[[...`
+    fails at once: PyYAML's scanner is quadratic in flow nesting and its composer recursive."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def fetch_flow_collection_start(self, token_class):  # type: ignore[no-untyped-def]
+        if self.flow_level >= MAX_YAML_DEPTH:
+            raise _TooDeep(self.get_mark().line + 1)
+        return super().fetch_flow_collection_start(token_class)
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _expanded_size(root: yaml.Node, budget: int) -> int | None:
@@ -269,8 +299,11 @@ def parse_yaml(text: str, source: str) -> tuple[Any, SourceMap]:
         raise UserError(f"{source}: the manifest is {len(text)} characters, more than {MAX_MANIFEST_BYTES}; fix: split it into several manifests")
     loader: yaml.SafeLoader | None = None
     try:
-        loader = yaml.SafeLoader(text)  # the reader rejects control characters here already
-        root = loader.get_single_node()
+        loader = _BoundedLoader(text)  # the reader rejects control characters here already
+        try:
+            root = loader.get_single_node()
+        except _TooDeep as deep:
+            raise UserError(f"{source}:{deep.line}: values nest more than {MAX_YAML_DEPTH} levels deep; fix: flatten the structure") from None
         if root is None:
             raise UserError(f"{source}: the manifest is empty; fix: start from manifests/examples/quickstart.yaml")
         try:
