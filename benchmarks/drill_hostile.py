@@ -130,7 +130,7 @@ def _stats_ms(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="times the whole hostile set is fired (concurrently within a round)")
+    parser.add_argument("--rounds", type=int, default=20, help="times the whole hostile set is fired (concurrently within a round)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     args = parser.parse_args()
 
