@@ -1,10 +1,21 @@
 """`worldloom inspect DATASET`: statistics, a contact sheet and GIF previews of a dataset.
 
 Reads only the dataset (index, dataset.json, shards), so it works on anything generate,
-curate, select or mix wrote.
+curate, select or mix wrote. What it shows is meant to be acted on:
+
+- every score with its unit and p5/p50/p95 over the scored clips, so a `--where` threshold
+  can be chosen from the data (`select --where "sharpness > <p50>"` keeps about half);
+- a contact sheet whose tiles keep each clip's aspect ratio (portrait clips are letterboxed,
+  never stretched) and carry the caption and key;
+- previews (sheet and GIFs) chosen across the range of one score (`--by`, default sharpness),
+  lowest to highest, rather than the first keys of the first shard.
+
+Every key becomes a file name only through `pipeline.shards.keys.key_path`; a damaged shard is
+one red line naming it; a clip whose video cannot be decoded is skipped with a warning.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,44 +24,109 @@ import numpy as np
 
 from pipeline.errors import UserError
 
+PREFERRED_PREVIEW_SCORES = ("sharpness", "motion", "pixel_motion")
 
-def _middle_frames(dataset: Path, max_clips: int) -> list[tuple[str, np.ndarray]]:
+
+# -- choosing clips -----------------------------------------------------------------------------
+
+def preview_keys(dataset: Path, count: int, *, by: str | None = None) -> tuple[list[str], str | None]:
+    """`count` kept keys spread evenly over the range of score `by` (lowest first), and the score used.
+
+    Without an index or any score: the first `count` keys in key order.
+    """
+    from pipeline.shards import DatasetLayout, read_index
+
+    layout = DatasetLayout(Path(dataset))
+    if count <= 0 or not layout.index_path.exists():
+        return [], None
+    index = read_index(layout.index_path)
+    kept = index[index["status"] == "kept"].sort_values("key")
+    if kept.empty:
+        return [], None
+    scores = [name for name in sorted({n for names in kept["score_names"] for n in names}) if name in kept]
+    if by is not None and by not in scores:
+        raise UserError(f"--by {by}: not a score of {dataset}", hint=f"use one of {scores}" if scores else "the dataset has no scores")
+    chosen = by or next((name for name in PREFERRED_PREVIEW_SCORES if name in scores), scores[0] if scores else None)
+    if chosen is None:
+        return list(kept["key"][:count]), None
+    ordered = kept.assign(_score=kept[chosen].fillna(-np.inf)).sort_values(["_score", "key"], kind="stable")
+    keys = list(ordered["key"])
+    if len(keys) <= count:
+        return keys, chosen
+    positions = np.unique(np.linspace(0, len(keys) - 1, count).round().astype(int))
+    return [keys[i] for i in positions], chosen
+
+
+def _decoded(dataset: Path, keys: list[str], *, max_frames: int | None = None) -> list[dict[str, Any]]:
+    """Samples for `keys` (in the order given) with decoded frames; undecodable clips are skipped with a warning."""
     from pipeline.encode import decode_mp4
     from pipeline.shards import iter_samples
 
-    picked: list[tuple[str, np.ndarray]] = []
-    for sample in iter_samples(dataset, decode=False):
+    found: dict[str, dict[str, Any]] = {}
+    for sample in iter_samples(dataset, decode=False, keys=set(keys)):
         if "mp4" not in sample:
             continue
-        frames = decode_mp4(sample["mp4"])
-        picked.append((sample["__key__"], frames[len(frames) // 2]))
-        if len(picked) >= max_clips:
-            break
-    return picked
+        try:
+            frames = decode_mp4(sample["mp4"], max_frames=max_frames) if max_frames else decode_mp4(sample["mp4"])
+        except Exception as error:  # noqa: BLE001 - a damaged member is reported, not fatal
+            click.secho(f"warning: {sample['__key__']} in {sample['__shard__']}: video not decodable "
+                        f"({type(error).__name__}: {error}); skipped (run `worldloom verify`)", fg="yellow", err=True)
+            continue
+        meta: dict[str, Any] = {}
+        if "json" in sample:
+            try:
+                meta = json.loads(sample["json"])
+            except ValueError:
+                meta = {}
+        found[sample["__key__"]] = {"key": sample["__key__"], "frames": frames, "meta": meta}
+    return [found[key] for key in keys if key in found]
 
 
-def contact_sheet(tiles: list[tuple[str, np.ndarray]], *, tile_width: int = 192, columns: int = 4):
-    """A grid image of (label, frame) tiles, label under each tile."""
+# -- the contact sheet ----------------------------------------------------------------------------
+
+def _fit(width: int, height: int, box_width: int, box_height: int) -> tuple[int, int]:
+    """The largest (w, h) with the source's aspect ratio that fits the box."""
+    scale = min(box_width / width, box_height / height)
+    return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
+
+
+def contact_sheet(tiles: list[tuple[str, np.ndarray]], *, tile_width: int = 192, tile_height: int = 144,
+                  columns: int = 4, captions: list[str] | None = None):
+    """A grid of (label, frame) tiles; each frame keeps its aspect ratio inside a fixed box (letterboxed).
+
+    Under each tile: the caption (one line, shortened) and the key.
+    """
     from PIL import Image, ImageDraw
 
     if not tiles:
         raise ValueError("no frames for a contact sheet")
     columns = min(columns, len(tiles))
     rows = (len(tiles) + columns - 1) // columns
-    height = max(int(round(frame.shape[0] * tile_width / frame.shape[1])) for _, frame in tiles)
-    label_h = 14
-    sheet = Image.new("RGB", (columns * tile_width, rows * (height + label_h)), (24, 24, 24))
+    label_h = 28
+    gap = 4
+    cell_w, cell_h = tile_width + gap, tile_height + label_h + gap
+    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
+    chars = max(8, tile_width // 6)
     for i, (label, frame) in enumerate(tiles):
-        x, y = (i % columns) * tile_width, (i // columns) * (height + label_h)
-        image = Image.fromarray(frame).resize((tile_width, height))
-        sheet.paste(image, (x, y))
-        draw.text((x + 2, y + height + 1), label[-28:], fill=(230, 230, 230))
+        x, y = (i % columns) * cell_w, (i // columns) * cell_h
+        width, height = _fit(frame.shape[1], frame.shape[0], tile_width, tile_height)
+        image = Image.fromarray(frame).resize((width, height), Image.BILINEAR)
+        sheet.paste(image, (x + (tile_width - width) // 2, y + (tile_height - height) // 2))
+        caption = (captions[i] if captions and i < len(captions) else "") or ""
+        caption = caption if len(caption) <= chars else caption[: chars - 1] + "…"
+        key = label if len(label) <= chars else "…" + label[-(chars - 1):]
+        draw.text((x + 2, y + tile_height + 1), caption, fill=(230, 230, 230))
+        draw.text((x + 2, y + tile_height + 14), key, fill=(150, 150, 150))
     return sheet
 
 
-def write_contact_sheet(dataset: Path, path: Path, *, max_clips: int = 16) -> Path:
-    sheet = contact_sheet(_middle_frames(Path(dataset), max_clips))
+def write_contact_sheet(dataset: Path, path: Path, *, max_clips: int = 16, by: str | None = None) -> Path:
+    keys, _ = preview_keys(Path(dataset), max_clips, by=by)
+    samples = _decoded(Path(dataset), keys)
+    tiles = [(s["key"], s["frames"][len(s["frames"]) // 2]) for s in samples]
+    captions = [str(s["meta"].get("caption", "")) for s in samples]
+    sheet = contact_sheet(tiles, captions=captions)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -59,27 +135,19 @@ def write_contact_sheet(dataset: Path, path: Path, *, max_clips: int = 16) -> Pa
     return path
 
 
-def write_gif_previews(dataset: Path, out_dir: Path, *, count: int = 3, max_frames: int = 32) -> list[Path]:
+def write_gif_previews(dataset: Path, out_dir: Path, *, count: int = 3, max_frames: int = 32,
+                       by: str | None = None) -> list[Path]:
     from PIL import Image
 
-    from pipeline.encode import decode_mp4
-    from pipeline.shards import iter_samples
+    from pipeline.shards import key_path
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    keys, _ = preview_keys(Path(dataset), count, by=by)
     written: list[Path] = []
-    for sample in iter_samples(dataset, decode=False):
-        if len(written) >= count:
-            break
-        if "mp4" not in sample:
-            continue
-        frames = decode_mp4(sample["mp4"], max_frames=max_frames)
-        fps = 8.0
-        if "json" in sample:
-            import json
-
-            fps = float(json.loads(sample["json"]).get("fps", fps))
-        images = [Image.fromarray(frame) for frame in frames]
-        path = out_dir / f"{sample['__key__']}.gif"
+    for sample in _decoded(Path(dataset), keys, max_frames=max_frames):
+        fps = float(sample["meta"].get("fps", 8.0) or 8.0)
+        images = [Image.fromarray(frame) for frame in sample["frames"]]
+        path = key_path(out_dir, sample["key"], ".gif", where=str(dataset))
         tmp = path.with_name(path.name + ".tmp")
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
         tmp.replace(path)
@@ -87,14 +155,21 @@ def write_gif_previews(dataset: Path, out_dir: Path, *, count: int = 3, max_fram
     return written
 
 
+# -- statistics -----------------------------------------------------------------------------------
+
 def dataset_statistics(dataset: Path) -> dict[str, Any]:
+    from pipeline.quality import score_info
     from pipeline.shards import DatasetLayout, read_index
 
     layout = DatasetLayout(dataset)
     if not layout.index_path.exists():
         raise UserError(f"{dataset}: no index.parquet", hint="point inspect at a dataset written by generate or curate "
                         "(an interrupted run has none until it is resumed)")
-    index = read_index(layout.index_path)
+    try:
+        index = read_index(layout.index_path)
+    except Exception as error:  # noqa: BLE001 - a damaged index is one line
+        raise UserError(f"{layout.index_path}: unreadable ({type(error).__name__})",
+                        hint="run `worldloom verify`; re-run the command that wrote the dataset") from None
     reasons: dict[str, int] = {}
     for value in index.loc[index["status"] == "rejected", "reason"]:
         for reason in filter(None, str(value).split(",")):
@@ -102,9 +177,15 @@ def dataset_statistics(dataset: Path) -> dict[str, Any]:
     score_columns = sorted({name for names in index["score_names"] for name in names})
     scores = {}
     for name in score_columns:
+        if name not in index:
+            continue
         column = index[name].dropna()
         if len(column):
-            scores[name] = {"min": float(column.min()), "median": float(column.median()), "max": float(column.max())}
+            p5, p50, p95 = (float(v) for v in np.percentile(column.to_numpy(dtype=float), [5, 50, 95]))
+            info = score_info(name)
+            scores[name] = {"min": float(column.min()), "p5": p5, "p50": p50, "median": p50, "p95": p95,
+                            "max": float(column.max()), "count": int(len(column)), "unit": info["unit"],
+                            "range": info["range"]}
     kept = index[index["status"] == "kept"]
     shards = layout.complete_shards()
     return {
@@ -124,7 +205,8 @@ def dataset_statistics(dataset: Path) -> dict[str, Any]:
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="default: DATASET/inspect")
 @click.option("--gifs", type=int, default=3, show_default=True, help="number of GIF previews")
-def inspect_command(dataset: Path, out_dir: Path | None, gifs: int) -> None:
+@click.option("--by", "by", default=None, help="score to spread the previews over (default: sharpness)")
+def inspect_command(dataset: Path, out_dir: Path | None, gifs: int, by: str | None) -> None:
     """Print statistics of DATASET and write a contact sheet PNG and GIF previews."""
     from rich.console import Console
     from rich.table import Table
@@ -139,16 +221,18 @@ def inspect_command(dataset: Path, out_dir: Path | None, gifs: int) -> None:
         table.add_row(name, f"{value:.1f}" if isinstance(value, float) else str(value))
     console.print(table)
     if stats["scores"]:
-        scores = Table(title="scores (all scored clips)")
-        for column in ("score", "min", "median", "max"):
-            scores.add_column(column)
+        scores = Table(title="scores (all scored clips): choose a --where threshold from p5/p50/p95")
+        scores.add_column("score", no_wrap=True)
+        for column in ("p5", "p50", "p95"):
+            scores.add_column(column, no_wrap=True, justify="right")
+        scores.add_column("unit", overflow="fold")
         for name, summary in stats["scores"].items():
-            scores.add_row(name, *(f"{summary[k]:.4g}" for k in ("min", "median", "max")))
+            scores.add_row(name, *(f"{summary[k]:.4g}" for k in ("p5", "p50", "p95")), str(summary["unit"]))
         console.print(scores)
     out_dir = out_dir or dataset / "inspect"
     if stats["status"].get("kept", 0):
-        sheet = write_contact_sheet(dataset, out_dir / "contact_sheet.png")
-        previews = write_gif_previews(dataset, out_dir / "previews", count=gifs)
+        sheet = write_contact_sheet(dataset, out_dir / "contact_sheet.png", by=by)
+        previews = write_gif_previews(dataset, out_dir / "previews", count=gifs, by=by)
         console.print(f"contact sheet: {sheet}")
         for preview in previews:
             console.print(f"preview: {preview}")

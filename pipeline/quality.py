@@ -150,3 +150,49 @@ def reject_reasons(scores: dict[str, float], thresholds: QualityThresholds = Qua
     if scores.get("sharpness", 1e9) < thresholds.min_sharpness and "black" not in reasons:
         reasons.append("blurry")
     return reasons
+
+
+# -- what every score means: units and ranges, for users choosing a `--where` threshold ----------
+# Written into the Parquet field metadata of each score column and into dataset.json ("scores"),
+# and printed by `worldloom inspect` next to p5/p50/p95 of the data. One table for generate and
+# curate; a score missing here is stored with unit "" and a description saying so.
+
+@dataclass(frozen=True)
+class ScoreInfo:
+    unit: str
+    low: float | None        # the range the score can take (None: unbounded on that side)
+    high: float | None
+    description: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"unit": self.unit, "range": [self.low, self.high], "description": self.description}
+
+
+SCORE_INFO: dict[str, ScoreInfo] = {
+    "black_fraction": ScoreInfo("fraction of frames", 0.0, 1.0, "share of frames that are black (blackdetect style)"),
+    "frozen_fraction": ScoreInfo("fraction of frame pairs", 0.0, 1.0, "share of consecutive frame pairs that do not change"),
+    "luma_mean": ScoreInfo("luma, 0-1", 0.0, 1.0, "mean BT.601 luma of the clip"),
+    "clipped_dark_fraction": ScoreInfo("fraction of pixels", 0.0, 1.0, "pixels with luma < 0.02"),
+    "clipped_bright_fraction": ScoreInfo("fraction of pixels", 0.0, 1.0, "pixels with luma > 0.98"),
+    "sharpness": ScoreInfo("Laplacian variance, luma 0-255", 0.0, None,
+                           "variance of a 4-neighbour Laplacian; ~0 for flat or blurred frames, grows with detail and noise "
+                           "(compare within a dataset: `worldloom inspect` prints its p5/p50/p95)"),
+    "pixel_motion": ScoreInfo("mean |luma difference|, 0-1", 0.0, 1.0,
+                              "between consecutive frames; static ~0.001, walking footage ~0.005-0.06"),
+    "motion": ScoreInfo("mean |luma difference| x 10, frames 1/4 s apart", 0.0, 10.0,
+                        "frame-rate independent motion; a static shot ~0.01, handheld footage ~0.1-1"),
+    "camera_speed_mps": ScoreInfo("metres per second", 0.0, None, "mean camera translation speed from poses"),
+    "camera_rotation_dps": ScoreInfo("degrees per second", 0.0, None, "mean camera rotation rate from poses"),
+    "clip_text_similarity": ScoreInfo("cosine", -1.0, 1.0, "CLIP image embedding vs caption text embedding"),
+    "aesthetic": ScoreInfo("LAION aesthetic score", 1.0, 10.0, "MLP head on the CLIP embedding; null without a head file"),
+    "duplicate_similarity": ScoreInfo("cosine", -1.0, 1.0, "highest CLIP cosine to another kept clip"),
+    "caption_is_placeholder": ScoreInfo("flag 0/1", 0.0, 1.0, "1 when no caption source was found"),
+}
+
+
+def score_info(name: str) -> dict[str, object]:
+    """Unit, range and description of a score (an undocumented score says so)."""
+    info = SCORE_INFO.get(name)
+    if info is None:
+        return {"unit": "", "range": [None, None], "description": "not documented in pipeline/quality.py SCORE_INFO"}
+    return info.as_dict()

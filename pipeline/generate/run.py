@@ -1,26 +1,33 @@
-"""The generate recipe: expand -> resume state -> start stages -> stream clips -> write -> finish.
+"""The generate recipe: plan -> resume state (checked) -> start stages -> stream clips -> write -> finish.
 
 The driver schedules and writes; the actors do the work. Clips are written strictly in key
 order through a small reorder buffer, so shard layout and bytes do not depend on which
 actor finished first, and an interrupted run plus its resume equals an uninterrupted run.
 Backpressure: at most `render_queue` clips wait per render actor and at most `window` clips
 are in flight overall (rendering, processing, or finished but waiting for their turn).
+Clips are resolved lazily as the scheduler pulls them (pipeline/generate/tasks.py), so a
+million-clip manifest starts at once.
+
+Integrity (docs/shard-schema.md, "Integrity"): every kept row records its members' sha256;
+on resume every committed shard is re-checked against the run's records, and a damaged or
+foreign shard is reported by name, quarantined and its clips rendered again. A full or
+read-only disk ends the run with one line naming the path; the resume state stays valid.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from pipeline.generate.config import GenerateConfig
 from pipeline.generate.progress import RunCounts, RunProgress, summary_table
-from pipeline.generate.tasks import ClipTask, ManifestInfo, expand_manifests, render_endpoints
+from pipeline.generate.tasks import (ClipTask, ManifestInfo, iter_tasks, plan_manifests, render_endpoints,
+                                    resolved_manifest_sha256)
 from pipeline.quality import reject_reasons
 from pipeline.shards import (
     DatasetLayout,
@@ -33,8 +40,14 @@ from pipeline.shards import (
     write_index,
 )
 from pipeline.shards.index import index_rows
+from pipeline.shards.integrity import file_sha256
+from pipeline.shards.ownership import check_writable_here, remove_dataset
+from pipeline.shards.provenance import read_dataset_json
+from pipeline.shards.recheck import check_committed_shards, quarantine
+from pipeline.shards.storage import StorageError, is_storage_error, storage_error
 
 EventHook = Callable[[str, dict[str, Any]], None]
+RESOLVED_IN_DATASET_JSON = 10_000   # manifests with more clips list their clip hashes in the index only
 
 
 @dataclass
@@ -67,46 +80,76 @@ class _Outcome:
 
 
 def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: EventHook | None = None) -> GenerateResult:
-    """Run (or resume) a generate job. Raises KeyboardInterrupt after a clean stop on SIGINT."""
+    """Run (or resume) a generate job. Raises KeyboardInterrupt after a clean stop on SIGINT.
+
+    A full or read-only disk raises `StorageError` (one line naming the path and the cause);
+    what was committed and journaled stays, so the same command resumes once there is room.
+    """
     if config.out is None:
         from pipeline.errors import UserError
 
         raise UserError("generate: no output directory", hint="pass --out DIR")
+    try:
+        return _run_generate(manifests, config, on_event)
+    except OSError as error:
+        if is_storage_error(error):
+            raise storage_error(error, Path(config.out)) from None
+        raise
+
+
+def _run_generate(manifests: list[Path], config: GenerateConfig, on_event: EventHook | None) -> GenerateResult:
     emit = on_event or (lambda kind, data: None)
     started = time.perf_counter()
     layout = DatasetLayout(Path(config.out))
-    tasks, infos = expand_manifests([Path(m) for m in manifests])
+    infos = plan_manifests([Path(m) for m in manifests])
     config = config.model_copy(update={"endpoints": render_endpoints(infos, list(config.endpoints))})
+    existing = check_writable_here(layout, "worldloom generate")
     if config.overwrite:
-        _remove_outputs(layout)
+        remove_dataset(layout, _previous_rows(layout).values() if existing else ())
+        existing = None
     layout.root.mkdir(parents=True, exist_ok=True)
+    if existing is None:  # the marker that makes this folder ours (and --overwrite-able) from the first byte on
+        write_dataset_json(layout.dataset_json_path, {"status": "incomplete", "created_by": "worldloom generate",
+                                                      "shards": [], "counts": {}})
+        existing = {}
 
-    # -- resume state: what is already done -------------------------------------------------
+    # -- resume state: what is already done, re-checked ---------------------------------------
     previous = _previous_rows(layout)
+    for name, reason in sorted(check_committed_shards(layout, previous).items()):
+        moved = quarantine(layout, name)
+        message = f"{name} is damaged or foreign ({reason}): moved to {moved.relative_to(layout.root)}, its clips are rendered again"
+        emit("quarantined", {"shard": name, "reason": reason, "moved_to": str(moved)})
+        _warn(config, message)
     kept_by_shard: dict[str, list[str]] = {}
     for key in sorted(previous):
         row = previous[key]
         if row["status"] == "kept":
             kept_by_shard.setdefault(row["shard"], []).append(key)
-    writer, recovered = ShardWriter.resume(layout, kept_by_shard, max_bytes=config.shard_max_bytes)
+    digests = {key: _digests(row) for key, row in previous.items() if row["status"] == "kept"}
+    writer, recovered = ShardWriter.resume(layout, kept_by_shard, max_bytes=config.shard_max_bytes, digests=digests)
     committed = {f"shards/{p.name}" for p in layout.complete_shards()}
     done: dict[str, dict[str, Any]] = {}
     for key, row in previous.items():
         if row["status"] == "rejected" or (row["status"] == "kept" and (row["shard"] in committed or key in recovered)):
             done[key] = row
-    requested = {task.key for task in tasks}
-    todo = [task for task in tasks if task.key not in done]
+    total = sum(info.clips for info in infos)
     journal = Journal(layout.journal_path)
     # rewrite the journal so it holds exactly the rows still valid (drops failed and lost rows)
     journal.rewrite(done[key] for key in sorted(done))
+    known_shard_sha256 = {name: digest for name, digest in (existing.get("shard_sha256") or {}).items()
+                          if name in committed}
 
-    progress = RunProgress(len(tasks), enabled=config.progress)
+    def requested(key: str) -> bool:
+        return any(info.owns(key) for info in infos)
+
+    progress = RunProgress(total, enabled=config.progress)
     counts = progress.counts
-    counts.requested = len(tasks)
-    counts.skipped = sum(1 for key in done if key in requested)
+    counts.requested = total
+    counts.skipped = sum(1 for key in done if requested(key))
     for row in done.values():
         _count_row(counts, row)
     progress.refresh(advance=counts.skipped)
+    todo = iter_tasks(infos, skip=lambda key: key in done)   # lazy: a clip is resolved when it is scheduled
 
     stage_busy: dict[str, float] = {}
     stage_cpu: dict[str, float] = {}
@@ -119,7 +162,7 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
     failed: dict[str, str] = {}
     status = "complete"
     try:
-        if todo:
+        if counts.skipped < total:
             started_ray = _ensure_ray(config)
             import ray
 
@@ -135,11 +178,16 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
             restarts = sum(int(s.get("restarts", 0)) for s in _stats(actors["render"]))
     except KeyboardInterrupt:
         status = "interrupted"
+    except OSError as error:
+        if not is_storage_error(error):
+            raise
+        status = "storage"
+        failure = storage_error(error, layout.root)
     finally:
         progress.stop()
-        if status == "interrupted":
-            writer.suspend()
-            journal.close()
+        if status in ("interrupted", "storage"):
+            _quietly(writer.suspend)
+            _quietly(journal.close)
         _stop_stages(actors)
         if started_ray:
             import ray
@@ -153,21 +201,29 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
     span = stream_seconds * cores
     efficiency = sum(stage_cpu.values()) / span if stage_cpu and span else None
     busy_efficiency = sum(stage_busy.values()) / span if stage_busy and span else None
+    if status == "storage":
+        raise failure
+    shard_sha256 = {**known_shard_sha256, **writer.shard_sha256}
     if status == "interrupted":
         progress.console.print(summary_table(counts, wall_seconds=wall, efficiency=efficiency, out=str(layout.root),
                                              shards=len(layout.complete_shards()), status="interrupted"))
-        _write_provenance(layout, infos, config, counts, wall, clip_model, status="incomplete")
+        _write_provenance(layout, infos, config, counts, wall, clip_model, status="incomplete",
+                          shard_sha256=shard_sha256)
         raise KeyboardInterrupt
 
     writer.close()
+    shard_sha256.update(writer.shard_sha256)
     rows = Journal(layout.journal_path).load()
-    rows = {key: row for key, row in rows.items() if key in requested or key in previous}
+    rows = {key: row for key, row in rows.items() if requested(key) or key in previous}
     write_index(layout.index_path, rows.values())
     journal.remove()
     shards = [f"shards/{p.name}" for p in layout.complete_shards()]
+    for name in shards:  # shards committed by an older run that recorded no digest
+        if name not in shard_sha256:
+            shard_sha256[name] = file_sha256(layout.root / name)
     _write_provenance(layout, infos, config, counts, wall, clip_model, status="complete", rows=rows,
                       efficiency=efficiency, stage_busy=stage_busy, cores=cores, stream_seconds=stream_seconds,
-                      stage_cpu=stage_cpu, busy_efficiency=busy_efficiency)
+                      stage_cpu=stage_cpu, busy_efficiency=busy_efficiency, shard_sha256=shard_sha256)
     sheet = _contact_sheet(layout)
     run_id = None
     if config.mlflow.enabled and (counts.rendered or counts.failed):  # a resume with nothing to do logs no empty run
@@ -181,16 +237,37 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
                           server_restarts=restarts, mlflow_run_id=run_id)
 
 
+def _digests(row: dict[str, Any]) -> dict[str, str] | None:
+    from pipeline.shards.integrity import decode_digests
+
+    return decode_digests(row.get("member_sha256"))
+
+
+def _warn(config: GenerateConfig, message: str) -> None:
+    import click
+
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+def _quietly(action: Callable[[], Any]) -> None:
+    """Cleanup that must not hide the first error (a full disk fails the flush too)."""
+    try:
+        action()
+    except OSError:
+        pass
+
+
 # -- the streaming loop ----------------------------------------------------------------------
 
-def _stream(todo: list[ClipTask], config: GenerateConfig, actors: dict[str, list[Any]], writer: ShardWriter,
+def _stream(todo: Iterator[ClipTask], config: GenerateConfig, actors: dict[str, list[Any]], writer: ShardWriter,
             journal: Journal, progress: RunProgress, emit: EventHook, failed: dict[str, str]) -> None:
+    """Pull tasks from the lazy `todo` as the window allows; write finished clips in pull order (key order)."""
     import ray
 
     renderers, processors, embedders = actors["render"], actors["process"], actors["embed"]
-    pending: deque[ClipTask] = deque(todo)
-    sequence = [task.key for task in todo]            # write order
-    next_write = 0
+    retry: deque[ClipTask] = deque()                  # failed renders to try again, before new tasks
+    order: deque[str] = deque()                       # pulled but not yet written, in write order
+    exhausted = False
     finished: dict[str, _Outcome] = {}
     load = [0] * len(renderers)
     rendering: dict[Any, tuple[ClipTask, int, Any]] = {}   # status ref -> (task, actor, payload ref)
@@ -202,17 +279,26 @@ def _stream(todo: list[ClipTask], config: GenerateConfig, actors: dict[str, list
     def in_flight() -> int:
         return len(rendering) + len(downstream) + len(finished)
 
-    while next_write < len(sequence):
+    while True:
         # submit renders: per-actor queue limit and a global window (backpressure)
-        while pending and in_flight() < window:
+        while in_flight() < window and (retry or not exhausted):
             actor = min(range(len(renderers)), key=lambda i: (load[i], i))
             if load[actor] >= config.render_queue:
                 break
-            task = pending.popleft()
+            if retry:
+                task = retry.popleft()
+            else:
+                task = next(todo, None)
+                if task is None:
+                    exhausted = True
+                    break
+                order.append(task.key)
             task.attempts += 1
             status_ref, payload_ref = renderers[actor].render.options(num_returns=2).remote(task.key, task.clip)
             rendering[status_ref] = (task, actor, payload_ref)
             load[actor] += 1
+        if exhausted and not order:
+            break
         waiting = list(rendering) + list(downstream)
         ready, _ = ray.wait(waiting, num_returns=1, timeout=0.5) if waiting else ([], [])
         for ref in ready:
@@ -238,7 +324,7 @@ def _stream(todo: list[ClipTask], config: GenerateConfig, actors: dict[str, list
                     emit("render_failed", {"key": task.key, "attempt": task.attempts, "error": status["error"]})
                     if task.attempts <= config.retries:
                         counts.retried += 1
-                        pending.appendleft(task)
+                        retry.appendleft(task)
                     else:
                         finished[task.key] = _Outcome(task, "failed", error=status["error"])
             else:
@@ -251,14 +337,13 @@ def _stream(todo: list[ClipTask], config: GenerateConfig, actors: dict[str, list
                     finished[task.key] = _Outcome(task, "failed", error=f"processing: {type(error).__name__}: "
                                                   f"{' '.join(str(error).split())[:300]}")
         # write everything that is next in key order
-        while next_write < len(sequence) and sequence[next_write] in finished:
-            outcome = finished.pop(sequence[next_write])
+        while order and order[0] in finished:
+            outcome = finished.pop(order.popleft())
             row = _write_outcome(outcome, config, writer, journal)
             _count_row(counts, row)
             if row["status"] == "failed":
                 failed[row["key"]] = row["error"]
             emit("written", {"key": row["key"], "status": row["status"], "shard": row["shard"], "reason": row["reason"]})
-            next_write += 1
             progress.refresh(advance=1)
         progress.refresh()
 
@@ -307,6 +392,7 @@ def _write_outcome(outcome: _Outcome, config: GenerateConfig, writer: ShardWrite
         document["members"] = ["json", *members]
         members = {"json": encode_json(document), **members}
         row["shard"] = writer.write(task.key, members)
+        row["member_sha256"] = dict(writer.last_member_sha256)
     journal.append(row)
     return row
 
@@ -446,14 +532,6 @@ def _stop_stages(actors: dict[str, list[Any]]) -> None:
 
 # -- files -------------------------------------------------------------------------------------
 
-def _remove_outputs(layout: DatasetLayout) -> None:
-    shutil.rmtree(layout.shards_dir, ignore_errors=True)
-    for path in (layout.index_path, layout.dataset_json_path, layout.journal_path):
-        path.unlink(missing_ok=True)
-    shutil.rmtree(layout.root / "inspect", ignore_errors=True)
-    (layout.root / "contact_sheet.png").unlink(missing_ok=True)
-
-
 def _previous_rows(layout: DatasetLayout) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     if layout.index_path.exists():
@@ -466,7 +544,9 @@ def _write_provenance(layout: DatasetLayout, infos: list[ManifestInfo], config: 
                       wall: float, clip_model: dict[str, Any], *, status: str, rows: dict[str, dict] | None = None,
                       efficiency: float | None = None, stage_busy: dict[str, float] | None = None,
                       cores: float = 0.0, stream_seconds: float = 0.0, stage_cpu: dict[str, float] | None = None,
-                      busy_efficiency: float | None = None) -> None:
+                      busy_efficiency: float | None = None, shard_sha256: dict[str, str] | None = None) -> None:
+    from pipeline.quality import score_info
+
     totals = {"requested": counts.requested, "kept": counts.kept, "rejected": counts.rejected, "failed": counts.failed}
     rejects = dict(counts.rejects_by_reason)
     if rows is not None:
@@ -477,20 +557,35 @@ def _write_provenance(layout: DatasetLayout, infos: list[ManifestInfo], config: 
             if row["status"] == "rejected":
                 for reason in filter(None, row["reason"].split(",")):
                     rejects[reason] = rejects.get(reason, 0) + 1
+    manifests = []
+    score_names: set[str] = set()
+    for info in infos:
+        hashes: dict[str, str] = {}
+        if rows is not None:
+            hashes = {key: row.get("resolved_sha256", "") for key, row in rows.items() if info.owns(key)}
+            for row in rows.values():
+                score_names.update((row.get("scores") or {}).keys())
+        entry: dict[str, Any] = {"path": info.path, "name": info.name, "sha256": info.sha256,
+                                 "resolved_sha256": resolved_manifest_sha256(info, hashes) if hashes else "",
+                                 "clips": info.clips}
+        # key -> resolved clip sha256; for very large manifests the index's resolved_sha256 column holds it
+        entry["resolved"] = hashes if len(hashes) <= RESOLVED_IN_DATASET_JSON else "see index.parquet resolved_sha256"
+        manifests.append(entry)
+    shards = [f"shards/{p.name}" for p in layout.complete_shards()]
     # a resume that rendered nothing keeps the statistics of the run that did the work
     kept_last_run = None if counts.rendered else _previous_last_run(layout)
     write_dataset_json(layout.dataset_json_path, {
         "status": status,
         "created_by": "worldloom generate",
         "code": code_version(),
-        "manifests": [{"path": info.path, "name": info.name, "sha256": info.sha256,
-                       "resolved_sha256": info.resolved_sha256, "clips": len(info.resolved),
-                       "resolved": info.resolved} for info in infos],
+        "manifests": manifests,
         "config": config.model_dump(mode="json", exclude={"out", "overwrite", "progress"}),
         "clip_model": clip_model,
         "counts": totals,
         "rejects_by_reason": rejects,
-        "shards": [f"shards/{p.name}" for p in layout.complete_shards()],
+        "shards": shards,
+        "shard_sha256": {name: digest for name, digest in sorted((shard_sha256 or {}).items()) if name in shards},
+        "scores": {name: score_info(name) for name in sorted(score_names)},
         "last_run": kept_last_run or {"wall_s": round(wall, 3), "rendered": counts.rendered, "frames": counts.frames,
                      "clips_per_min": round(counts.rendered / wall * 60, 3) if wall else 0.0,
                      "frames_per_s": round(counts.frames / wall, 3) if wall else 0.0,

@@ -1,14 +1,22 @@
-"""Expand manifests into clip tasks with deterministic keys, in key order.
+"""Expand manifests into clip tasks with deterministic keys, in key order, lazily.
 
 Keys come from the resolved clips (`<manifest_sha256[:12]>_<scene>_<clip_index:05d>`, see
-docs/architecture.md). Tasks are sorted by key so the order (and therefore shard layout)
+docs/architecture.md). Tasks come in key order so the order (and therefore shard layout)
 does not depend on the order manifests were given on the command line.
+
+Why lazily: `clips: 1000000` is a valid manifest, and resolving a clip costs ~25 KB and ~1 ms.
+`plan_manifests` validates and hashes each manifest without resolving a clip; `iter_tasks`
+computes keys from (manifest hash, scene, index) alone, merges them into key order with a
+heap over a few sorted runs (memory O(scenes)), and resolves a clip only when the scheduler
+pulls it. A million-clip manifest starts rendering at once and the driver holds only the clips
+in flight.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from pipeline.errors import UserError
 
@@ -32,40 +40,130 @@ class ManifestInfo:
     resolved: dict[str, str]      # key -> resolved clip sha256
     backend: str = "procedural"   # renderer.backend of the manifest
     endpoints: tuple[str, ...] = ()  # renderer.endpoints of the manifest
+    manifest: Any = None          # the validated Manifest (resolves clips on demand)
+    scenes: dict[str, int] = field(default_factory=dict)  # scene name -> clips, in manifest order
+    clips: int = 0                # clips in the manifest
+
+    def key_prefix(self) -> str:
+        return self.sha256[:12]
+
+    def owns(self, key: str) -> bool:
+        """Whether `key` names a clip of this manifest (no resolution needed)."""
+        if not key.startswith(self.key_prefix() + "_"):
+            return False
+        scene, _, index = key[13:].rpartition("_")
+        return scene in self.scenes and index.isdigit() and len(index) >= 5 and \
+            int(index) < self.scenes[scene] and f"{int(index):05d}" == index
 
 
-def expand_manifests(paths: list[Path]) -> tuple[list[ClipTask], list[ManifestInfo]]:
-    from pipeline.manifest import clip_sha256, resolve_manifest
+def plan_manifests(paths: list[Path]) -> list[ManifestInfo]:
+    """Validate and hash every manifest, without resolving a single clip.
 
-    tasks: list[ClipTask] = []
+    Refuses two manifests that would produce the same key (the same manifest twice, or two
+    manifests with equal hashes and a common scene name).
+    """
+    from pipeline.manifest import load_manifest, manifest_sha256
+
     infos: list[ManifestInfo] = []
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, str], str] = {}
     for path in paths:
         path = Path(path)
         if not path.exists():
             raise UserError(f"{path}: manifest not found", hint="pass the path of a scene manifest YAML")
-        resolved = resolve_manifest(path)
-        name = str(getattr(getattr(resolved, "manifest", None), "name", "") or path.stem)
-        hashes: dict[str, str] = {}
-        for clip in resolved.clips:
-            key = clip["key"]
-            if key in seen:
+        manifest = load_manifest(path)
+        sha = manifest_sha256(manifest)
+        scenes = {scene.name: int(scene.clips) for scene in manifest.scenes}
+        for scene in scenes:
+            if (sha[:12], scene) in seen:
+                from pipeline.manifest import clip_key
+
                 raise UserError(
-                    f"{path}: clip key {key} is also produced by {seen[key]}",
+                    f"{path}: clip key {clip_key(sha, scene, 0)} is also produced by {seen[(sha[:12], scene)]}",
                     hint="pass each manifest once, or give the scenes different names",
                 )
-            seen[key] = str(path)
-            hashes[key] = clip.get("sha256") or clip_sha256(clip)
-            tasks.append(ClipTask(key=key, clip=clip, manifest_path=str(path)))
-        renderer = getattr(getattr(resolved, "manifest", None), "renderer", None)
-        infos.append(ManifestInfo(path=str(path), name=name, sha256=resolved.manifest_sha256,
-                                  resolved_sha256=resolved.sha256, resolved=hashes,
+            seen[(sha[:12], scene)] = str(path)
+        renderer = getattr(manifest, "renderer", None)
+        infos.append(ManifestInfo(path=str(path), name=str(getattr(manifest, "name", "") or path.stem), sha256=sha,
+                                  resolved_sha256="", resolved={},
                                   backend=str(getattr(renderer, "backend", "procedural")),
-                                  endpoints=tuple(getattr(renderer, "endpoints", ()) or ())))
-    tasks.sort(key=lambda task: task.key)
-    for order, task in enumerate(tasks):
-        task.order = order
+                                  endpoints=tuple(getattr(renderer, "endpoints", ()) or ()),
+                                  manifest=manifest, scenes=scenes, clips=sum(scenes.values())))
+    return infos
+
+
+def _scene_keys(info_index: int, info: ManifestInfo, scene: str, clips: int) -> list[Iterator[tuple[str, int, str, int]]]:
+    """Sorted runs of (key, manifest number, scene, clip index): one per index width.
+
+    `f"{i:05d}"` is zero-padded to 5 digits, so indices 0..99999 sort numerically and so do
+    100000..999999 among themselves, but the two runs interleave as strings ("10000" < "100000"
+    < "10001"); the heap merge puts them in string order.
+    """
+    from pipeline.manifest import clip_key
+
+    runs = []
+    low = 0
+    for high in (100_000, 1_000_000, 10_000_000):
+        if low >= clips:
+            break
+        stop = min(clips, high)
+        runs.append(((clip_key(info.sha256, scene, i), info_index, scene, i) for i in range(low, stop)))
+        low = stop
+    return runs
+
+
+def iter_keys(infos: list[ManifestInfo]) -> Iterator[tuple[str, int, str, int]]:
+    """Every (key, manifest number, scene, clip index) in key order, nothing resolved."""
+    runs = [run for number, info in enumerate(infos) for scene, clips in info.scenes.items()
+            for run in _scene_keys(number, info, scene, clips)]
+    return heapq.merge(*runs, key=lambda item: item[0])
+
+
+def iter_tasks(infos: list[ManifestInfo], *, skip: Callable[[str], bool] | None = None) -> Iterator[ClipTask]:
+    """Clip tasks in key order, each resolved only when pulled; keys for which `skip` is true are not resolved."""
+    from pipeline.manifest import resolve_clip
+
+    order = 0
+    for key, number, scene, index in iter_keys(infos):
+        if skip is not None and skip(key):
+            continue
+        info = infos[number]
+        clip = resolve_clip(info.manifest, scene, index)
+        if clip["key"] != key:  # the key formula is the manifest module's; a mismatch is a bug, not bad input
+            raise RuntimeError(f"resolved key {clip['key']} differs from the planned key {key}")
+        yield ClipTask(key=key, clip=clip, manifest_path=info.path, order=order)
+        order += 1
+
+
+def expand_manifests(paths: list[Path]) -> tuple[list[ClipTask], list[ManifestInfo]]:
+    """Every task, resolved eagerly, plus each manifest's resolved hashes (small manifests, tests)."""
+    from pipeline.manifest import clip_sha256
+
+    infos = plan_manifests(paths)
+    tasks = list(iter_tasks(infos))
+    for task in tasks:
+        info = next(info for info in infos if info.owns(task.key))
+        info.resolved[task.key] = task.clip.get("sha256") or clip_sha256(task.clip)
+    for info in infos:
+        info.resolved_sha256 = resolved_manifest_sha256(info, info.resolved)
     return tasks, infos
+
+
+def resolved_manifest_sha256(info: ManifestInfo, clip_hashes: dict[str, str]) -> str:
+    """`ResolvedManifest.sha256` from the clip hashes (manifest order); "" when a clip is missing."""
+    from pipeline.manifest import clip_key
+    from pipeline.manifest import canonical_json
+
+    import hashlib
+
+    ordered = []
+    for scene, clips in info.scenes.items():
+        for index in range(clips):
+            digest = clip_hashes.get(clip_key(info.sha256, scene, index))
+            if not digest:
+                return ""
+            ordered.append(digest)
+    text = canonical_json({"manifest_sha256": info.sha256, "clips": ordered})
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def render_endpoints(infos: list[ManifestInfo], command_line: list[str]) -> list[str]:

@@ -9,6 +9,8 @@ down in docs/shard-schema.md. The pieces:
 - `write_dataset_json` / `read_dataset_json`   provenance
 - `iter_samples`   read samples back (decoded), `verify_dataset` checks index == shards exactly
 - `members`        deterministic encoders for `.npy`, `.npz`, `.json` members
+- `integrity`      sha256 per member (index) and per shard (dataset.json), `DamagedShard`
+- `keys`           the one check that a sample key is a plain name before it touches a path
 """
 from pipeline.shards.layout import DatasetLayout, shard_name
 from pipeline.shards.members import (
@@ -23,6 +25,8 @@ from pipeline.shards.index import INDEX_BASE_COLUMNS, read_index, write_index
 from pipeline.shards.provenance import read_dataset_json, write_dataset_json, code_version
 from pipeline.shards.reader import iter_samples
 from pipeline.shards.verify import VerifyReport, verify_dataset
+from pipeline.shards.integrity import DamagedShard, decode_digests, file_sha256, member_digests, sample_matches
+from pipeline.shards.keys import UnsafeKey, check_key, is_safe_key, key_path
 
 __all__ = [
     "DatasetLayout",
@@ -43,4 +47,13 @@ __all__ = [
     "encode_npy",
     "encode_npz",
     "decode_member",
+    "DamagedShard",
+    "decode_digests",
+    "file_sha256",
+    "member_digests",
+    "sample_matches",
+    "UnsafeKey",
+    "check_key",
+    "is_safe_key",
+    "key_path",
 ]

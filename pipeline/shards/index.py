@@ -39,13 +39,23 @@ INDEX_BASE_COLUMNS: dict[str, pa.DataType] = {
     "params_json": pa.string(),       # the resolved clip (or source parameters) as JSON
     "score_names": pa.list_(pa.string()),
     "embedding": pa.list_(pa.float32()),  # CLIP image embedding (L2-normalised), [] if none
+    "member_sha256": pa.string(),     # JSON {extension: sha256 hex} of the sample's tar members, "" if not kept
 }
 
 
 def _coerce(column: str, value: Any) -> Any:
-    if column == "params_json" and not isinstance(value, str) and value is not None:
+    if column in ("params_json", "member_sha256") and not isinstance(value, str) and value is not None:
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
     return value
+
+
+def score_field(name: str) -> pa.Field:
+    """A score column with its unit, range and description in the Parquet field metadata."""
+    from pipeline.quality import score_info
+
+    info = score_info(name)
+    return pa.field(name, pa.float64(), metadata={
+        "unit": str(info["unit"]), "range": json.dumps(info["range"]), "description": str(info["description"])})
 
 
 def write_index(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
@@ -71,7 +81,7 @@ def write_index(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
     fields = [pa.field(name, dtype) for name, dtype in INDEX_BASE_COLUMNS.items()]
     if any(name in INDEX_BASE_COLUMNS for name in score_names):
         raise ValueError(f"score names collide with index columns: {sorted(set(score_names) & set(INDEX_BASE_COLUMNS))}")
-    fields += [pa.field(name, pa.float64()) for name in score_names]
+    fields += [score_field(name) for name in score_names]
     table = pa.Table.from_pydict(columns, schema=pa.schema(fields))
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")

@@ -36,12 +36,18 @@ class Journal:
         return rows
 
     def append(self, row: dict[str, Any]) -> None:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._truncate_torn_tail()
-            self._file = open(self.path, "ab")
-        self._file.write(json.dumps(row, sort_keys=True, default=_jsonable).encode() + b"\n")
-        self._file.flush()
+        line = json.dumps(row, sort_keys=True, default=_jsonable).encode() + b"\n"
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._truncate_torn_tail()
+                self._file = open(self.path, "ab")
+            self._file.write(line)
+            self._file.flush()
+        except OSError as error:
+            from pipeline.shards.storage import with_path
+
+            raise with_path(error, self.path) from None
 
     def extend(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:

@@ -13,13 +13,12 @@ def iter_samples(dataset: Path | str, *, decode: bool = True, keys: set[str] | N
     """Yield `{"__key__", "__shard__", <extension>: value}` for every sample in shard order.
 
     With `decode`, `.json` becomes a dict, `.npy` an array, `.npz` a dict of arrays; `mp4`
-    stays bytes (decode it with `pipeline.encode.decode_mp4`).
+    stays bytes (decode it with `pipeline.encode.decode_mp4`). Every key is a checked plain
+    name; a damaged shard raises `DamagedShard` (a one-line user error naming it).
     """
     layout = DatasetLayout(Path(dataset))
     for shard in layout.complete_shards():
-        for key, members in read_tar_samples(shard):
-            if keys is not None and key not in keys:
-                continue
+        for key, members in read_tar_samples(shard, keys=keys):
             sample: dict[str, Any] = {"__key__": key, "__shard__": f"shards/{shard.name}"}
             for extension, data in members.items():
                 sample[extension] = decode_member(extension, data) if decode else data

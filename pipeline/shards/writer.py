@@ -15,7 +15,10 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO, Iterator, Mapping
 
+from pipeline.shards.integrity import DamagedShard, file_sha256, member_digests
+from pipeline.shards.keys import is_safe_key
 from pipeline.shards.layout import DatasetLayout, shard_name, shard_number
+from pipeline.shards.storage import with_path
 
 DEFAULT_MAX_BYTES = 500_000_000
 _BLOCK = tarfile.BLOCKSIZE
@@ -36,8 +39,9 @@ def sample_size(members: Mapping[str, bytes]) -> int:
 
 
 def _check_key(key: str) -> None:
-    if not key or "." in key or "/" in key:
-        raise ValueError(f"sample key {key!r} must be non-empty and contain no '.' or '/' (WebDataset splits at dots)")
+    if not is_safe_key(key):
+        raise ValueError(f"sample key {key!r} must be a plain name: letters, digits, '_' and '-' "
+                         "(no '.', WebDataset splits at dots; no '/', keys become file names)")
 
 
 class ShardWriter:
@@ -46,6 +50,10 @@ class ShardWriter:
     `write` returns the shard name the sample went into. A sample larger than `max_bytes`
     gets a shard of its own. Call `close()` to commit the last shard; `suspend()` instead
     leaves it as `.tmp` for a later `resume`.
+
+    Digests (docs/shard-schema.md, "Integrity"): after `write`, `last_member_sha256` holds the
+    sample's `{extension: sha256}` for the index; `commit` records the whole file's sha256 in
+    `shard_sha256` for `dataset.json`.
     """
 
     def __init__(
@@ -67,6 +75,8 @@ class ShardWriter:
         self._count = 0
         self._bytes = 0
         self.committed: list[str] = []
+        self.last_member_sha256: dict[str, str] = {}
+        self.shard_sha256: dict[str, str] = {}     # "shards/shard-NNNNNN.tar" -> sha256 of the committed file
 
     # -- writing -----------------------------------------------------------------------
     @property
@@ -74,6 +84,12 @@ class ShardWriter:
         return relative_shard_path(self._number) if self._tar is not None else None
 
     def write(self, key: str, members: Mapping[str, bytes]) -> str:
+        try:
+            return self._write(key, members)
+        except OSError as error:
+            raise with_path(error, self.layout.tmp_shard_path(self._number if self._tar is not None else self.next_number)) from None
+
+    def _write(self, key: str, members: Mapping[str, bytes]) -> str:
         _check_key(key)
         for extension in members:
             if not extension or "/" in extension:
@@ -98,12 +114,19 @@ class ShardWriter:
         self._file.flush()
         self._count += 1
         self._bytes += size
+        self.last_member_sha256 = member_digests(members)
         return relative_shard_path(self._number)
 
     def commit(self) -> str | None:
         """Finish the open shard (end-of-archive blocks, fsync) and rename it into place."""
         if self._tar is None:
             return None
+        try:
+            return self._commit()
+        except OSError as error:
+            raise with_path(error, self.layout.tmp_shard_path(self._number)) from None
+
+    def _commit(self) -> str | None:
         assert self._file is not None
         self._tar.close()
         self._file.flush()
@@ -113,6 +136,7 @@ class ShardWriter:
         os.replace(self.layout.tmp_shard_path(self._number), final)
         name = relative_shard_path(self._number)
         self.committed.append(name)
+        self.shard_sha256[name] = file_sha256(final)
         self._tar = None
         self._file = None
         self._count = 0
@@ -152,13 +176,16 @@ class ShardWriter:
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_count: int | None = None,
+        digests: Mapping[str, Mapping[str, str] | None] | None = None,
     ) -> tuple["ShardWriter", set[str]]:
         """Reopen a dataset: keep the journaled samples of a leftover `.tmp`, drop the rest.
 
         `journaled` maps shard path ("shards/shard-NNNNNN.tar") -> keys the journal says were written there. Returns the
         writer (positioned to append to the recovered partial shard, if any) and the keys
         recovered from `.tmp` shards. Leftover `.tmp` shards other than the last are
-        dropped together with their samples (they are rendered again).
+        dropped together with their samples (they are rendered again). With `digests`
+        (key -> the journal's `member_sha256`), a recovered sample must also hash to what the
+        journal recorded; the `.tmp` is cut before the first one that does not.
         """
         committed = [shard_number(p.name) for p in layout.complete_shards()]
         temporaries = sorted(layout.shards_dir.glob("shard-*.tar.tmp")) if layout.shards_dir.is_dir() else []
@@ -171,7 +198,7 @@ class ShardWriter:
             if number != next_number or not wanted:
                 tmp.unlink()
                 continue
-            end, keys, size = _prefix_with_keys(tmp, wanted)
+            end, keys, size = _prefix_with_keys(tmp, wanted, digests or {})
             if not keys:
                 tmp.unlink()
                 continue
@@ -182,61 +209,101 @@ class ShardWriter:
         return writer, recovered
 
 
-def _prefix_with_keys(path: Path, wanted: list[str]) -> tuple[int, list[str], int]:
+def _prefix_with_keys(path: Path, wanted: list[str],
+                      digests: Mapping[str, Mapping[str, str] | None]) -> tuple[int, list[str], int]:
     """Longest prefix of whole samples in a (possibly truncated) tar whose keys are journaled.
 
+    A sample counts when its key is journaled (journal lines are written after the sample's
+    bytes were flushed) and, when the journal has its digests, its members hash to them.
     Returns (byte offset where the prefix ends, its keys in order, its accounted size).
     """
+    import hashlib
+
     wanted_set = set(wanted)
-    keys: list[str] = []
-    end = 0
-    size = 0
-    current_key: str | None = None
-    current_end = 0
-    current_size = 0
+    samples: list[tuple[str, int, int, dict[str, str]]] = []  # key, end offset, size, digests
+    current: list = []   # [key, end, size, digests]
     file_size = path.stat().st_size
     try:
         with tarfile.open(path, mode="r:", format=tarfile.GNU_FORMAT) as archive:
             for member in archive:
-                key = member.name.split(".", 1)[0]
+                key, _, extension = member.name.partition(".")
                 member_end = member.offset_data + ((member.size + _BLOCK - 1) // _BLOCK) * _BLOCK
                 if member_end > file_size:
                     break
-                if key != current_key:
-                    if current_key is not None and current_key in wanted_set:
-                        keys.append(current_key)
-                        end, size = current_end, current_size
-                    elif current_key is not None:
-                        break
-                    current_key, current_size = key, 0
-                current_end = member_end
-                current_size += _tar_member_bytes(member.size)
-    except tarfile.ReadError:
+                extracted = archive.extractfile(member)
+                data = extracted.read() if extracted is not None else b""
+                if len(data) != member.size:
+                    break
+                if not current or key != current[0]:
+                    if current:
+                        samples.append(tuple(current))  # type: ignore[arg-type]
+                    current = [key, 0, 0, {}]
+                current[1] = member_end
+                current[2] += _tar_member_bytes(member.size)
+                current[3][extension] = hashlib.sha256(data).hexdigest()
+    except (tarfile.TarError, EOFError):
         pass
-    # the last sample is only complete if the journal recorded it (journal lines are written
-    # after the sample's bytes were flushed)
-    if current_key is not None and current_key in wanted_set and current_key not in keys:
-        if not keys or current_end >= end:
-            keys.append(current_key)
-            end, size = current_end, current_size
+    if current:
+        samples.append(tuple(current))  # type: ignore[arg-type]
+    keys: list[str] = []
+    end = size = 0
+    for key, sample_end, sample_size_, sample_digests in samples:
+        if key not in wanted_set:
+            break
+        expected = digests.get(key)
+        if expected is not None and dict(expected) != sample_digests:
+            break  # damaged, or its last members never reached the disk
+        keys.append(key)
+        end, size = sample_end, size + sample_size_
     return end, keys, size
 
 
-def read_tar_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """Samples of one tar in order: (key, {extension: bytes}). Keys split at the first dot."""
-    with tarfile.open(path, mode="r:") as archive:
+def read_tar_samples(path: Path, *, keys: set[str] | None = None,
+                     plain_keys: bool = True) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Samples of one tar in order: (key, {extension: bytes}). Keys split at the first dot.
+
+    With `keys`, other samples are skipped without reading their bytes. A truncated file, a
+    file that is not a tar, or a member that is not `<plain key>.<extension>` raises
+    `DamagedShard` naming the file (a one-line error, never a traceback). `plain_keys=False`
+    (the training loader, where a key never becomes a path) accepts any non-empty key, as
+    plain WebDataset does.
+    """
+    path = Path(path)
+    try:
+        archive = tarfile.open(path, mode="r:")
+    except (tarfile.TarError, EOFError) as error:
+        raise DamagedShard(path, f"not a tar: {error}") from None
+    with archive:
         current: str | None = None
         members: dict[str, bytes] = {}
-        for member in archive:
+        iterator = iter(archive)
+        while True:
+            try:
+                member = next(iterator)
+            except StopIteration:
+                break
+            except (tarfile.TarError, EOFError) as error:
+                raise DamagedShard(path, f"unreadable after sample {current!r}: {error}") from None
             if not member.isfile():
                 continue
-            key, extension = member.name.split(".", 1)
+            key, dot, extension = member.name.partition(".")
+            if not dot or not extension or not key or (plain_keys and not is_safe_key(key)):
+                raise DamagedShard(path, f"member {member.name[:80]!r} is not <key>.<extension> with a plain key")
             if key != current and current is not None:
-                yield current, members
+                if keys is None or current in keys:
+                    yield current, members
                 members = {}
             current = key
-            extracted = archive.extractfile(member)
-            assert extracted is not None
-            members[extension] = extracted.read()
-        if current is not None:
+            if keys is not None and key not in keys:
+                continue
+            try:
+                extracted = archive.extractfile(member)
+                assert extracted is not None
+                data = extracted.read()
+            except (tarfile.TarError, EOFError) as error:
+                raise DamagedShard(path, f"truncated in {member.name[:80]!r}: {error}") from None
+            if len(data) != member.size:
+                raise DamagedShard(path, f"truncated in {member.name[:80]!r}")
+            members[extension] = data
+        if current is not None and (keys is None or current in keys):
             yield current, members
