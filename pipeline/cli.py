@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "sample": "training.cli:sample",
     "model": "model.cli:model",
     "demo": "pipeline.demo:demo",
+    "verify": "pipeline.shards.cli:verify_command",
 }
 
 

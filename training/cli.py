@@ -14,42 +14,59 @@ def _console():
     return Console(stderr=True, soft_wrap=True)
 
 
+def train_progress(console, stage: str, total: int):
+    """`train vae ━━━━━━━━━━━━━━━━━━━━ 40/150 loss 0.0123 0:00:12 eta 0:01:10` (fits 80 columns).
+
+    Returns the Progress, its task and `update(heartbeat)`, fed by rank 0's heartbeat file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn(f"[bold]train {stage}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TextColumn("eta"),
+                        TimeRemainingColumn(), console=console, transient=False)
+    task = progress.add_task("train", total=total, loss="-")
+
+    def update(heartbeat: dict) -> None:
+        loss = heartbeat.get("loss")
+        fields = {"loss": f"{loss:.4f}"} if isinstance(loss, (int, float)) else {}
+        progress.update(task, completed=max(0, int(heartbeat.get("step", 0))), **fields)
+
+    return progress, task, update
+
+
 @click.command("train")
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config")
 @click.option("--data", "data", multiple=True, required=True, metavar="SHARDS",
               help="dataset folder, .tar or pattern; repeat to mix sources, PATH:WEIGHT sets a mixture weight")
 @click.option("--ray-address", default=None, help="Ray cluster to join (default: $RAY_ADDRESS or a local instance)")
 @click.option("--num-workers", type=int, default=None, help="training workers (overrides scaling.num_workers)")
 @click.option("--gpus-per-worker", type=float, default=None, help="GPUs per worker (overrides scaling.gpus_per_worker)")
 @click.option("--resume", is_flag=True, help="continue the run with this config's name from its last checkpoint")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="dotted config override, e.g. --set steps=20 --set optim.lr=1e-4 (repeatable; values are YAML)")
 def train(config: str, data: tuple[str, ...], ray_address: str | None, num_workers: int | None,
-          gpus_per_worker: float | None, resume: bool) -> None:
-    """Train the VAE or the world model on Ray Train (stage and sizes come from CONFIG)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+          gpus_per_worker: float | None, resume: bool, sets: tuple[str, ...]) -> None:
+    """Train the VAE or the world model on Ray Train (stage and sizes come from CONFIG).
 
+    CONFIG is a YAML file or a packaged config name (tiny_vae, tiny_world, ...; see
+    `worldloom config show train NAME`)."""
+    from pipeline.mlflow_store import ui_command
     from training import api
-
-    from training.config import parse_data_arg
+    from training.config import parse_data_arg, parse_set_options, with_overrides
     from training.trainer import preflight
 
     resolved = api.resolve_config(config, num_workers=num_workers, gpus_per_worker=gpus_per_worker)
+    resolved = with_overrides(resolved, "--set", **parse_set_options(sets))
     preflight(resolved, [parse_data_arg(d) for d in data], resume=resume)  # user errors before any progress bar
     console = _console()
-    with Progress(TextColumn("[bold]train {task.fields[stage]}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False) as progress:
-        task = progress.add_task("train", total=resolved.steps, stage=resolved.stage)
-
-        def update(heartbeat: dict) -> None:
-            progress.update(task, completed=max(0, int(heartbeat.get("step", 0))))
-
+    progress, task, update = train_progress(console, resolved.stage, resolved.steps)
+    with progress:
         result = api.train(resolved, list(data), ray_address=ray_address, resume=resume, on_progress=update)
         progress.update(task, completed=result.step)
     store = result.tracking_uri
     console.print(f"[green]done[/]: run {result.run_name}, {result.step} steps in {result.wall_s:.0f} s")
     console.print(f"  checkpoint  {result.checkpoint}")
     console.print(f"  mlflow      run {result.mlflow_run_id} in {store}")
-    if store.startswith("sqlite:"):
-        console.print(f"  mlflow ui   mlflow ui --backend-store-uri {shlex.quote(store)}")
+    console.print(f"  mlflow ui   {ui_command(store)}")
     console.print(f"  metrics     {', '.join(f'{k}={v:.4g}' for k, v in result.metrics.items() if isinstance(v, float))}")
 
 

@@ -329,7 +329,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         window_wait += waited
         window_time += time.perf_counter() - begin
         window_steps += 1
-        files.heartbeat(step=done)
+        files.heartbeat(step=done, loss=round(float(loss.detach()), 5))  # the CLI's progress bar shows it
 
         if done % config.mlflow.log_every == 0 or done == config.steps:
             loss_mean, grad_mean = all_mean([float(loss.detach()), float(grad_norm)], device)

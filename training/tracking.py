@@ -5,9 +5,15 @@ created its own run, one training job would be scattered over many MLflow runs. 
 creates (or reopens) one run and passes its id to the workers; the id is also stored in every
 checkpoint, so a resumed job continues the same MLflow run.
 
-Tracking store: `mlflow.tracking_uri` from the config, else $MLFLOW_TRACKING_URI, else a SQLite
-file `mlflow.db` in the run folder (SQLite is fine for one machine; multi-node runs need an
-`mlflow server`, because rank 0 may land on any node).
+Tracking store: `mlflow.tracking_uri` from the config, else the project's one store
+(pipeline/mlflow_store.py: $MLFLOW_TRACKING_URI, else `sqlite:///runs/mlflow.db` with artifacts
+beside it), shared with generate and eval so one `mlflow ui` shows them all. SQLite is fine for
+one machine; multi-node runs need an `mlflow server`, because rank 0 may land on any node.
+
+Lineage: every dataset a run reads is logged as an MLflow dataset input named after its folder
+with the sha256 of its dataset.json as digest; the run is tagged with the generate run(s) that
+made the data (`worldloom.generate_run_id`, found through dataset.json `parents` for select/mix
+results) and, for the world stage, with the VAE's run (`worldloom.vae_run_id`).
 """
 from __future__ import annotations
 
@@ -21,13 +27,11 @@ import numpy as np
 from training.video_io import encode_gif, encode_mp4
 
 
-def resolve_tracking_uri(configured: str | None, run_dir: Path) -> str:
-    if configured:
-        return configured
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"
+def resolve_tracking_uri(configured: str | None, run_dir: Path | None = None) -> str:
+    """The config's URI, else the project store (`run_dir` is not used any more: one store per project)."""
+    from pipeline.mlflow_store import store_uri
+
+    return configured or store_uri()
 
 
 def open_run(tracking_uri: str, experiment: str, run_name: str, run_id: str | None, tags: dict[str, str]) -> str:
@@ -44,15 +48,72 @@ def open_run(tracking_uri: str, experiment: str, run_name: str, run_id: str | No
             return run_id
         except MlflowException:
             pass  # the store was reset: start a fresh run rather than fail the training job
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    return client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+    from pipeline.mlflow_store import experiment_id, quiet_logs
+
+    quiet_logs()
+    return client.create_run(experiment_id(client, tracking_uri, experiment), run_name=run_name, tags=tags).info.run_id
 
 
 def close_run(tracking_uri: str, run_id: str, status: str) -> None:
     from mlflow import MlflowClient
 
     MlflowClient(tracking_uri).set_terminated(run_id, status=status)
+
+
+def dataset_folder(path: str) -> Path | None:
+    """The dataset folder (the one holding dataset.json) of a source path, folder or shard pattern."""
+    if "://" in path and not path.startswith("file://"):
+        return None
+    candidate = Path(path.removeprefix("file://")).expanduser()
+    for folder in (candidate, candidate.parent, candidate.parent.parent):
+        if (folder / "dataset.json").is_file():
+            return folder.resolve()
+    return None
+
+
+def dataset_json_digest(folder: Path | None) -> str | None:
+    if folder is None:
+        return None
+    from pipeline.generate.tracking import dataset_digest
+
+    return dataset_digest(folder / "dataset.json")
+
+
+def generate_run_ids(client: Any, folder: Path, depth: int = 0) -> list[str]:
+    """The generate run that wrote `folder`, or those of its parents (select/mix record `parents`)."""
+    import json
+
+    from pipeline.generate.tracking import find_data_run
+
+    found = find_data_run(client, folder)
+    if found or depth >= 4:
+        return [found] if found else []
+    try:
+        parents = json.loads((folder / "dataset.json").read_text()).get("parents") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    out: list[str] = []
+    for parent in parents[:32]:
+        if isinstance(parent, dict) and parent.get("path") and Path(parent["path"]).is_dir():
+            out += generate_run_ids(client, Path(parent["path"]), depth + 1)
+    return out
+
+
+def vae_run_id(vae_checkpoint: str | None) -> str | None:
+    """The MLflow run that trained the VAE checkpoint a world run starts from (from its state.json)."""
+    if not vae_checkpoint or ("://" in vae_checkpoint and not vae_checkpoint.startswith("file://")):
+        return None
+    import json
+
+    from training.checkpoint import latest_checkpoint
+
+    try:
+        folder = Path(vae_checkpoint.removeprefix("file://"))
+        if not (folder / "state.json").is_file():
+            folder = latest_checkpoint(folder)
+        return json.loads((folder / "state.json").read_text()).get("mlflow_run_id")
+    except Exception:  # a link is a convenience; never fail a run over it
+        return None
 
 
 class Rank0Tracker:
@@ -66,6 +127,7 @@ class Rank0Tracker:
                  system_metrics: bool = True, system_metrics_interval: float = 5.0) -> None:
         self.active = rank == 0 and tracking_uri is not None and run_id is not None
         self.run_id = run_id
+        self.tracking_uri = tracking_uri
         self._mlflow = None
         if not self.active:
             return
@@ -89,6 +151,9 @@ class Rank0Tracker:
         if changed:
             self._mlflow.set_tag("worldloom.config_changed_on_resume", ",".join(changed)[:5000])
         self._mlflow.log_dict(resolved, "config/resolved.json")
+        vae_run = vae_run_id(resolved.get("vae_checkpoint"))
+        if vae_run:
+            self._mlflow.set_tag("worldloom.vae_run_id", vae_run)
 
     def log_provenance(self, provenance: dict[str, Any]) -> None:
         """Shard list and index hash per source, as an artifact, tags and MLflow dataset inputs."""
@@ -99,14 +164,23 @@ class Rank0Tracker:
             self._mlflow.set_tag(f"data.source.{index}.index_sha256", source["index_sha256"])
             self._mlflow.set_tag(f"data.source.{index}.shards", str(len(source["shards"])))
         try:
-            from mlflow.data.meta_dataset import MetaDataset
+            from mlflow import MlflowClient
             from mlflow.data.dataset_source_registry import resolve_dataset_source
+            from mlflow.data.meta_dataset import MetaDataset
 
+            generate_runs: list[str] = []
             for source in provenance["sources"]:
-                dataset = MetaDataset(source=resolve_dataset_source(os.path.abspath(source["path"])),
-                                      name=os.path.basename(source["path"].rstrip("/")) or "shards",
-                                      digest=source["index_sha256"][:36])
-                self._mlflow.log_input(dataset, context="training")
+                folder = dataset_folder(source["path"])
+                digest = dataset_json_digest(folder) or source["index_sha256"]
+                dataset = MetaDataset(source=resolve_dataset_source(str(folder or os.path.abspath(source["path"]))),
+                                      name=(folder.name if folder else os.path.basename(source["path"].rstrip("/"))) or "shards",
+                                      digest=digest[:36])
+                self._mlflow.log_input(dataset, context="training",
+                                       tags={"dataset_json_sha256": digest, "weight": str(source.get("weight", 1.0))})
+                if folder is not None:
+                    generate_runs += generate_run_ids(MlflowClient(self.tracking_uri), folder)
+            if generate_runs:
+                self._mlflow.set_tag("worldloom.generate_run_id", ",".join(dict.fromkeys(generate_runs))[:5000])
         except Exception as error:  # lineage is a convenience; never fail a run over it
             self._mlflow.set_tag("worldloom.dataset_input_error", str(error)[:500])
 
