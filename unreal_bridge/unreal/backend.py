@@ -84,7 +84,8 @@ class UnrealBackend:
         self.engine_version = f"UE {unreal.SystemLibrary.get_engine_version()}"
         keep_editor_ticking(unreal)  # an unfocused editor would otherwise tick a few times a second
         export_dir = self.config.export_dir or Path(tempfile.mkdtemp(prefix="worldloom_unreal_export_"))
-        self._scene = UnrealScene(unreal, export_dir, exposure_ev100=self.config.exposure_ev100)
+        self.export_dir = Path(export_dir)
+        self._scene = UnrealScene(unreal, self.export_dir, exposure_ev100=self.config.exposure_ev100)
         self._plan: ClipPlan | None = None
         if self.config.capture == "movie_render_queue":
             self.capabilities = (*type(self).capabilities, "movie_render_queue")

@@ -104,6 +104,13 @@ def main(argv: list[str] | None = None, *, unreal_module: Any = None) -> BridgeH
         raise
     _BRIDGE = BridgeHandle(server=server, executor=executor, backend=backend, address=server.address)
     security = "auth token required" if args.auth_token else "loopback only, no token"
+    import sys
+
+    import google.protobuf
+
+    # What docs/unreal.md's first-run checklist asks to look for in the Output Log.
+    unreal.log(f"worldloom: Python {sys.version.split()[0]}, protobuf {google.protobuf.__version__} from "
+               f"{google.protobuf.__file__}; background throttle off; frames exported to {backend.export_dir}")
     unreal.log(f"worldloom render server ready on {server.address} ({backend.engine_version}; {security})")
     return _BRIDGE
 
