@@ -5,6 +5,7 @@ Sub-commands live with the package that owns them and are imported only when cal
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 
@@ -26,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "sample": "training.cli:sample",
     "model": "model.cli:model",
     "demo": "pipeline.demo:demo",
+    "config": "pipeline.config_show:config_group",
     "verify": "pipeline.shards.cli:verify_command",
 }
 
@@ -41,6 +43,15 @@ class LazyGroup(click.Group):
         module_name, attribute = target.split(":")
         module = importlib.import_module(module_name)
         return getattr(module, attribute)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """An unknown command is one line with the closest name (`genrate` -> `generate`)."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.6)
+            hint = f"did you mean `worldloom {close[0]}`?" if close else "`worldloom --help` lists the commands"
+            raise UserError(f"worldloom {name}: no such command", hint=hint)
+        return super().resolve_command(ctx, args)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

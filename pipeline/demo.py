@@ -28,21 +28,23 @@ TINY_WORLD = REPO_ROOT / "training" / "configs" / "tiny_world.yaml"
 @click.option("--seconds", type=float, default=4.0, show_default=True, help="Length of the sampled rollout.")
 def demo(out: Path, vae_steps: int | None, world_steps: int | None, seconds: float) -> None:
     """Generate the quickstart dataset, train `tiny` (vae, then world) on 2 Ray workers, sample."""
-    import ray
-
     from pipeline.generate.cli import generate
+    from pipeline.mlflow_store import ui_command
+    from pipeline.ray_runtime import init_ray
     from training import api
 
     console = Console()
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    # One store for the data run, both training runs and later evals: the demo folder is the
+    # project's runs folder ($MLFLOW_TRACKING_URI still wins).
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{out / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     started = time.monotonic()
 
-    if not ray.is_initialized():
-        # Four logical CPUs on small machines: two training workers plus a data stage fit at once.
-        ray.init(num_cpus=max(4, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False)
+    # Four logical CPUs on small machines: two training workers plus a data stage fit at once.
+    # A local instance unless --ray-address/$RAY_ADDRESS names a cluster (pipeline/ray_runtime.py).
+    init_ray(None, num_cpus=max(4, os.cpu_count() or 2))
 
     console.rule("[bold]1/4 generate the quickstart dataset")
     data_dir = out / "data"
@@ -77,8 +79,10 @@ def demo(out: Path, vae_steps: int | None, world_steps: int | None, seconds: flo
     table.add_row("autoencoder checkpoint", str(vae.checkpoint))
     table.add_row("world-model checkpoint", str(world.checkpoint))
     table.add_row("sampled rollout", str(video))
-    table.add_row("MLflow UI", f"mlflow ui --backend-store-uri {tracking_uri}")
+    table.add_row("MLflow runs", f"data run, {vae.run_name}, {world.run_name} (linked) in {tracking_uri}")
     console.print(table)
+    console.print("every run of this demo (and of earlier demos in this folder), in one MLflow UI:")
+    console.print(ui_command(tracking_uri), soft_wrap=True, markup=False, highlight=False)
 
 
 def _train_with_progress(console: Console, config: Path, data_dir: Path, overrides: dict[str, object]):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ REALFOOTAGE = REPO_ROOT.parent / "shared" / "realfootage"
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The project MLflow store (pipeline/mlflow_store.py) of the tests: a temporary folder, never ./runs of the checkout.
+os.environ.setdefault("WORLDLOOM_RUNS", tempfile.mkdtemp(prefix="worldloom-test-runs-"))
 
 
 @pytest.fixture(scope="session")

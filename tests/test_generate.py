@@ -89,11 +89,14 @@ def test_cli_quickstart_readable_by_webdataset_and_ray_data(workdir: Path, ray_s
     rows = ray.data.read_webdataset(urls).take_all()
     assert sorted(r["__key__"] for r in rows) == sorted(index["key"])
 
-    # the MLflow data run landed in the SQLite store inside the dataset
+    # the MLflow data run landed in the project's one store (pipeline/mlflow_store.py), tagged with the dataset
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{out}/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("worldloom-generate").experiment_id])
+    from pipeline.mlflow_store import store_uri
+
+    client = mlflow.MlflowClient(tracking_uri=store_uri())
+    runs = client.search_runs([client.get_experiment_by_name("worldloom-generate").experiment_id],
+                              filter_string=f"tags.`worldloom.out` = '{out.resolve()}'")
     assert runs and runs[0].data.metrics["clips_kept"] == 4
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"index.parquet", "dataset.json", "contact_sheet.png"} <= artifacts

@@ -86,7 +86,9 @@ def test_vae_trains_with_two_workers_and_logs_to_mlflow(vae_run, storage: Path, 
     assert {e["rank"] for e in events(vae_run.run_dir) if e["event"] == "start"} == {0, 1}
 
     mlflow = client(vae_run.tracking_uri)
-    assert vae_run.tracking_uri == f"sqlite:///{run_folder / 'mlflow.db'}"  # default store: in the run folder
+    from pipeline.mlflow_store import store_uri
+
+    assert vae_run.tracking_uri == store_uri()  # default: the project's one store (pipeline/mlflow_store.py)
     run = mlflow.get_run(vae_run.mlflow_run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["stage"] == "vae" and run.data.params["scaling.num_workers"] == "2"

@@ -11,6 +11,7 @@ the fix (pydantic's multi-line reports are folded into that line).
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -43,12 +44,15 @@ class DataConfig(_Strict):
     fps: float | None = Field(None, gt=0, description="window frame rate; default: the model config's")
     resolution: tuple[int, int] | None = Field(None, description="(height, width); default: the model config's")
     latents: str | None = Field(None, description="shards written by `worldloom encode` (world stage)")
+    on_damaged: Literal["skip", "stop"] = Field(
+        "skip", description="a damaged shard or sample (sha256 mismatch, truncated tar): skip it with a warning "
+                            "(counted in data_skipped_samples) or stop with one line naming it")
 
 
 class OptimConfig(_Strict):
-    lr: float = Field(3e-4, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    betas: tuple[float, float] = (0.9, 0.99)
+    lr: float = Field(3e-4, gt=0, description="peak learning rate (AdamW)")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW decoupled weight decay (weight matrices only)")
+    betas: tuple[float, float] = Field((0.9, 0.99), description="AdamW betas")
     warmup_steps: int = Field(10, ge=0, description="linear warm-up from 0 to lr")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine decays to lr * min_lr_ratio")
     grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
@@ -61,20 +65,20 @@ class CheckpointSettings(_Strict):
 
 class MlflowConfig(_Strict):
     tracking_uri: str | None = Field(
-        None, description="None: $MLFLOW_TRACKING_URI, else a SQLite file in the run folder"
+        None, description="None: the project store ($MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db)"
     )
-    experiment: str = "worldloom"
+    experiment: str = Field("worldloom", description="MLflow experiment name")
     sample_every: int = Field(0, ge=0, description="log a sample rollout (mp4 + GIF) every N steps; 0: at the end only")
     sample_frames: int = Field(9, ge=1, description="video frames in a logged world rollout (rounded to 1 + tc*k)")
     sample_steps: int = Field(4, ge=1, description="flow-matching steps per chunk for logged world rollouts")
     log_every: int = Field(1, ge=1, description="log metrics every N steps")
-    log_system_metrics: bool = True
+    log_system_metrics: bool = Field(True, description="sample CPU/memory/GPU into the run")
 
 
 class ScalingSettings(_Strict):
-    num_workers: int = Field(2, ge=1)
-    gpus_per_worker: float = Field(0, ge=0)
-    cpus_per_worker: float = Field(1, gt=0)
+    num_workers: int = Field(2, ge=1, description="Ray Train workers (one process each)")
+    gpus_per_worker: float = Field(0, ge=0, description="0: CPU training")
+    cpus_per_worker: float = Field(1, gt=0, description="logical CPUs Ray reserves per worker")
     strategy: Literal["auto", "ddp", "fsdp"] = Field(
         "auto", description="auto: FSDP2 when on CUDA and the model is large, else DDP"
     )
@@ -82,12 +86,12 @@ class ScalingSettings(_Strict):
 
 
 class TrainConfig(_Strict):
-    stage: Literal["vae", "world"]
-    model: str = Field(description="named model config, e.g. tiny")
-    steps: int = Field(ge=1)
+    stage: Literal["vae", "world"] = Field(description="vae: the video autoencoder; world: the DiT on its latents")
+    model: str = Field(description="named model config, e.g. tiny (`worldloom model info`)")
+    steps: int = Field(ge=1, description="optimizer steps in total")
     batch_size: int = Field(2, ge=1, description="clips per worker per step")
-    seed: int = 0
-    ema_decay: float = Field(0.999, ge=0, lt=1)
+    seed: int = Field(0, description="seeds weights, data order and sampling")
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="exponential moving average of the weights (what sampling uses)")
     data: DataConfig = Field(default_factory=DataConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
@@ -156,10 +160,32 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> TrainConfig:
         raise UserError(_one_line(error, source), hint="see docs/training.md for the fields") from None
 
 
+def packaged_configs() -> dict[str, Path]:
+    """Configs shipped inside the package (training/configs/*.yaml), by name: usable from any directory."""
+    from importlib.resources import files
+
+    folder = Path(str(files("training") / "configs"))
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """A YAML file path, or the name of a packaged config (`tiny_vae`, `tiny_world`, ...)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    packaged = packaged_configs()
+    stem = path.name.removesuffix(".yaml").removesuffix(".yml")
+    if str(name_or_path) in packaged or (stem in packaged and not path.parent.parts) or (
+            stem in packaged and path.parent.as_posix().endswith("training/configs")):
+        return packaged[stem]
+    close = difflib.get_close_matches(stem, list(packaged), n=1)
+    hint = f"did you mean `{close[0]}`?" if close else (
+        f"pass a YAML file or a packaged config name: {', '.join(packaged) or '(none found)'}")
+    raise UserError(f"{name_or_path}: config file not found", hint=hint)
+
+
 def load_config(path: str | Path) -> TrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found", hint="pass a YAML file such as training/configs/tiny_vae.yaml")
+    path = find_config(path)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
@@ -173,14 +199,48 @@ def with_overrides(config: TrainConfig, source: str = "<config>", **overrides: A
     """Apply dotted-key overrides (e.g. {"scaling.num_workers": 2}); None values are skipped."""
     data = config.model_dump(mode="json")
     for dotted, value in overrides.items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
+        if value is not None:
+            set_dotted(data, dotted, value, source)
     return parse_config(data, source)
+
+
+def set_dotted(data: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    """`data["optim"]["lr"] = value` for "optim.lr"; an unknown key is one line with a did-you-mean."""
+    node: Any = data
+    walked: list[str] = []
+    for position, part in enumerate(dotted.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            known = sorted(node) if isinstance(node, dict) else []
+            where = ".".join(walked) or "the top level"
+            close = difflib.get_close_matches(part, known, n=1)
+            hint = f"did you mean `{'.'.join([*walked, close[0]])}`?" if close else (
+                f"fields of {where}: {', '.join(known)}" if known else f"{where} has no fields")
+            raise UserError(f"{source} {dotted}: no field '{part}' in {where}", hint=hint)
+        if position == dotted.count("."):
+            node[part] = value
+            return
+        node, walked = node[part], [*walked, part]
+
+
+def parse_set_options(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` items -> {dotted key: value}; values are YAML (`1e-4`, `[64, 64]`, `null`, `true`)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise UserError(f"--set {item}: expected KEY=VALUE with a dotted KEY", hint="e.g. --set optim.lr=1e-4")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, str):  # PyYAML reads 1e-4 as text (YAML 1.1); the user meant a number
+            try:
+                value = int(value) if value.lstrip("+-").isdigit() else float(value)
+            except ValueError:
+                pass
+        out[key] = value
+    return out
 
 
 def parse_data_arg(text: str) -> DataSource:

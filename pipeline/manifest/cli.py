@@ -10,6 +10,7 @@ import click
 
 from pipeline.errors import UserError
 from pipeline.manifest.loader import load_manifest
+from pipeline.manifest.packaged import find_manifest
 from pipeline.manifest.resolve import manifest_sha256, resolve_clip, resolve_manifest
 from pipeline.manifest.schema import manifest_json_schema
 
@@ -41,8 +42,10 @@ def manifest() -> None:
 @manifest.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
-    """Check FILES; print one line per valid manifest, stop at the first error (file:line: field: problem; fix)."""
+    """Check FILES (paths, or example names such as quickstart); print one line per valid manifest,
+    stop at the first error (file:line: field: problem; fix)."""
     for path in files:
+        path = find_manifest(path)
         loaded = load_manifest(path)
         clips = sum(scene.clips for scene in loaded.scenes)
         click.echo(
@@ -57,7 +60,8 @@ def validate(files: tuple[Path, ...]) -> None:
 @click.option("--scene", help="resolve only this scene's clip (with --clip)")
 @click.option("--clip", "clip_index", type=int, default=0, show_default=True, help="clip index within --scene")
 def resolve(file: Path, out: Path | None, scene: str | None, clip_index: int) -> None:
-    """Resolve FILE: every random draw written out, per-frame actions and poses, sha256 per clip."""
+    """Resolve FILE (a path or an example name): every random draw written out, per-frame actions and poses, sha256 per clip."""
+    file = find_manifest(file)
     if scene is not None:
         payload = resolve_clip(load_manifest(file), scene, clip_index)
         summary = f"resolved {payload['key']} sha256 {payload['sha256'][:12]}"
@@ -77,16 +81,24 @@ def resolve(file: Path, out: Path | None, scene: str | None, clip_index: int) ->
 
 
 @manifest.command("schema")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=SCHEMA_PATH, show_default=True)
-@click.option("--check", is_flag=True, help="exit 1 if the file differs from the current schema instead of writing it")
-def schema(out: Path, check: bool) -> None:
-    """Export the manifest JSON Schema (manifests/schema.json)."""
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the schema to this file (atomically) instead of stdout")
+@click.option("--check", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="exit 1 if FILE differs from the current schema (e.g. manifests/schema.json in CI)")
+def schema(out: Path | None, check: Path | None) -> None:
+    """Print the manifest JSON Schema (for editors and CI; the repository keeps a copy in manifests/schema.json)."""
     text = schema_text()
-    if check:
-        current = out.read_text(encoding="utf-8") if out.is_file() else ""
+    if check is not None:
+        current = check.read_text(encoding="utf-8") if check.is_file() else ""
         if current != text:
-            raise click.ClickException(f"{out} is out of date; run `worldloom manifest schema` to regenerate it")
-        click.echo(f"{out} is current")
+            raise click.ClickException(f"{check} is out of date; run `worldloom manifest schema --out {check}`")
+        click.echo(f"{check} is current")
         return
-    write_atomic(out, text)
-    click.echo(f"wrote {out}")
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        write_atomic(out, text)
+    except OSError as error:
+        raise UserError(f"{out}: cannot write ({error.strerror}); fix: choose a writable --out path") from None
+    click.echo(f"wrote {out}", err=True)
