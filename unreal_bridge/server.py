@@ -410,10 +410,10 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
         size = len(request.manifest_yaml) if source == "manifest_yaml" else len(request.resolved_clip_json)
         limit = self.config.max_manifest_bytes if source == "manifest_yaml" else self.config.max_resolved_clip_bytes
         if size > limit:
-            self.refused["too_large"] += 1
+            self._count_refusal("too_large")
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{source} is {size} bytes, more than this server's limit of {limit}; split the manifest")
         if not self._resolve_slots.acquire(blocking=False):
-            self.refused["busy"] += 1
+            self._count_refusal("busy")
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                           f"render server is already resolving {self.config.resolve_workers} manifests; retry in a moment")
 
@@ -433,16 +433,20 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
         except futures.TimeoutError:
             # The resolver thread cannot be interrupted; it keeps its slot until it returns, so a
             # slow manifest costs one of `resolve_workers`, never a gRPC thread or unbounded work.
-            self.refused["timeout"] += 1
+            self._count_refusal("timeout")
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                           f"resolving the manifest took longer than {self.config.resolve_timeout_s:g} s; make it smaller (fewer frames, simpler randomisation)")
         except UserError as error:
-            self.refused["invalid"] += 1
+            self._count_refusal("invalid")
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.one_line())
         except Exception as error:  # a resolver bug: one line to the client, the traceback to the log
             log.exception("resolving the manifest failed")
             context.abort(grpc.StatusCode.INTERNAL, f"resolving the manifest failed inside the server: {type(error).__name__}: {_one_line(error)}")
         raise AssertionError("unreachable")  # context.abort raises
+
+    def _count_refusal(self, reason: str) -> None:
+        with self._lock:
+            self.refused[reason] += 1
 
     def _lease_left(self, session: _Session) -> float:
         """Seconds until an idle session may be taken over (<= 0: now); inf while a client streams."""
