@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "sample": "training.cli:sample",
     "model": "model.cli:model",
     "demo": "pipeline.demo:demo",
+    "eval": "training.eval.cli:eval_group",
     "config": "pipeline.config_show:config_group",
     "verify": "pipeline.shards.cli:verify_command",
 }
