@@ -79,8 +79,10 @@ def test_vae_trains_with_two_workers_and_logs_to_mlflow(vae_run, storage: Path, 
     run_folder = storage / "vae"
     assert sorted(p.name for p in run_folder.glob("checkpoint_*") if p.is_dir()) == ["checkpoint_00000006", "checkpoint_00000012"]
     checkpoint = Path(vae_run.checkpoint)
-    for name in ("model.pt", "ema.pt", "optimizer.pt", "scheduler.pt", "state.json", "rng_rank0.pt", "rng_rank1.pt"):
+    for name in ("state.json", "rng_rank0.json", "rng_rank1.json"):  # sharded, pickle-free (training/checkpoint.py)
         assert (checkpoint / name).is_file(), name
+    assert len(list((checkpoint / "shards").glob("*.safetensors"))) == 2  # one shard per rank
+    assert not [p for p in checkpoint.rglob("*.pt")]
     state = json.loads((checkpoint / "state.json").read_text())
     assert state["step"] == 12 and state["data_position"]["batches"] == 12 and state["world_size"] == 2
     assert {e["rank"] for e in events(vae_run.run_dir) if e["event"] == "start"} == {0, 1}
@@ -101,7 +103,10 @@ def test_vae_trains_with_two_workers_and_logs_to_mlflow(vae_run, storage: Path, 
     artifacts = {a.path for folder in ("samples", "checkpoint", "data", "config")
                  for a in mlflow.list_artifacts(run.info.run_id, folder)}
     assert "samples/rollout_step00000012.mp4" in artifacts and "samples/rollout_step00000012.gif" in artifacts
-    assert {"checkpoint/model.pt", "checkpoint/state.json", "data/provenance.json"} <= artifacts
+    assert "data/provenance.json" in artifacts and not any(a.startswith("checkpoint/") for a in artifacts)
+    model = mlflow.get_logged_model(run.data.tags["worldloom.export_model_id"])  # the export, not the optimizer
+    assert model.source_run_id == run.info.run_id and str(model.status) in ("READY", "LoggedModelStatus.READY")
+    assert {"config.json", "model.safetensors"} <= {a.path for a in mlflow.list_logged_model_artifacts(model.model_id)}
     provenance = mlflow.download_artifacts(run.info.run_id, "data/provenance.json")
     source = json.loads(Path(provenance).read_text())["sources"][0]
     assert source["shards"] and len(source["index_sha256"]) == 64 and source["index"].endswith("index.parquet")
@@ -136,7 +141,7 @@ def test_world_stage_then_sample_an_mp4(vae_run, storage: Path, dataset: Path, t
     config.update(stage="world", mlflow={"experiment": "test-train", "sample_frames": 5, "sample_steps": 2,
                                         "log_system_metrics": False})
     world = api.train(parse_config(config), [str(dataset)])
-    assert world.step == 4 and (Path(world.checkpoint) / "vae.pt").is_file()
+    assert world.step == 4 and json.loads((Path(world.checkpoint) / "state.json").read_text())["has_vae"]
     artifacts = [a.path for a in client(world.tracking_uri).list_artifacts(world.mlflow_run_id, "samples")]
     assert "samples/rollout_step00000004.mp4" in artifacts
 
@@ -293,7 +298,7 @@ def test_two_node_cluster_survives_a_killed_worker_and_logs_to_mlflow_server(
     assert {b["node_id"] for b in beats} == set(outcome["nodes"])
 
     # the killed worker was replaced and the group restored the last checkpoint before the kill
-    assert outcome["step"] == steps and Path(outcome["checkpoint"], "model.pt").is_file()
+    assert outcome["step"] == steps and Path(outcome["checkpoint"], "state.json").is_file()
     rank1 = [e for e in starts if e["rank"] == 1]
     assert len(rank1) == 2 and rank1[0]["pid"] == killed["pid"] != rank1[1]["pid"]
     assert rank1[1]["restored"] and rank1[1]["start_step"] % every == 0

@@ -1,22 +1,34 @@
-"""Checkpoints: everything needed to continue a run exactly, reported through Ray Train.
+"""Checkpoints: sharded, reshardable, and free of pickle, reported through Ray Train.
 
 A checkpoint directory holds
 
-    model.pt        full (unsharded) state dict of the trained network, CPU tensors
-    ema.pt          EMA weights of the trainable parameters (what `sample` uses)
-    optimizer.pt    full optimizer state (keys are parameter names, so it loads into DDP or FSDP2)
-    scheduler.pt    LR scheduler state
-    state.json      step, data position, resolved config, model config name, MLflow run id
-    rng_rank{r}.pt  per-rank RNG states (python, numpy, torch, the loss-noise generator)
-    vae.pt          world stage only: the frozen VAE, so one checkpoint is enough to sample
+    state.json              rank 0: format, step, data position, run metadata, LR scheduler state,
+                            optimizer hyper-parameters (param_groups), EMA counters, world size
+    rng_rank{r}.json        rank r: RNG states (python, numpy, torch, the loss-noise generator)
+    shards/*.safetensors    every rank's shard of the tensors, written by torch.distributed.checkpoint
+                            through its HuggingFace storage writer: keys `model.<fqn>` (the trained
+                            network), `ema.<name>` (EMA weights), `optim.<fqn>.<exp_avg|exp_avg_sq|step>`
+                            (AdamW moments) and, for world checkpoints, `vae.<name>` (the frozen VAE)
 
-Every rank writes only its own `rng_rank{r}.pt`; Ray Train merges the per-rank directories
-into one in storage. The full state dicts are gathered with torch.distributed.checkpoint's
-state-dict helpers, which work the same for a plain module, DDP and FSDP2 (gathering is a
-collective, so every rank calls `save`).
+Why this shape:
+- No gather. Every rank writes only its own shard (FSDP2's DTensor shards, or for DDP's replicated
+  tensors the share DCP's de-duplication assigns to it), so 2.6b never funnels ~30 GB through one
+  process. Ray Train merges the per-rank folders into one in storage (file names carry the rank).
+- Resharding. Each safetensors file carries the offsets of its chunks in its JSON header, so a
+  checkpoint saved on N workers loads on M: `dcp.load` plans the reads for whatever sharding the
+  loading model has (DDP, FSDP2, one process).
+- Nothing runs code on load. DCP's default `FileSystemReader` unpickles its `.metadata` file; the
+  HuggingFace reader rebuilds the metadata from the safetensors headers (JSON) instead, and
+  safetensors itself parses only a JSON header and raw bytes. Scalars and RNG states are JSON.
+  A file that fails to parse, or a pickle-era file (`*.pt`, `.metadata`, ...), is refused with one
+  line; nothing calls `torch.load` or `pickle` on a user's file.
+
+Inference (`load_for_inference`) needs no process group: it assembles full tensors from the shard
+headers' offsets. `training/export.py` turns any checkpoint into a small safetensors export.
 """
 from __future__ import annotations
 
+import base64
 import json
 import random
 import tempfile
@@ -27,7 +39,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
     get_model_state_dict,
     get_optimizer_state_dict,
     set_model_state_dict,
@@ -36,8 +47,14 @@ from torch.distributed.checkpoint.state_dict import (
 
 from pipeline.errors import UserError
 
-FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
-NET_PREFIX = "net."  # the trained network is `TrainStep.net`; files store it without the prefix
+FORMAT = "worldloom-checkpoint"
+FORMAT_VERSION = 2
+NET_PREFIX = "net."  # the trained network is `TrainStep.net`; EMA and exports store it without the prefix
+SHARDS = "shards"
+SHARDING_KEY = "DCP_SHARDING_INFO"  # the JSON entry DCP writes into each safetensors header
+# files of the torch.save era (or DCP's pickled metadata): never opened, always refused
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".metadata", ".distcp")
+MAX_JSON_BYTES = 64 * 2**20  # state.json / rng files are kilobytes; bound what a hostile file costs
 
 
 @dataclass
@@ -51,55 +68,205 @@ def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
-def _strip(state: dict[str, Any]) -> dict[str, Any]:
-    return {k.removeprefix(NET_PREFIX): v for k, v in state.items() if k.startswith(NET_PREFIX)}
+# --------------------------------------------------------------------------- JSON-safe RNG states
+
+
+def _b64(tensor: torch.Tensor) -> str:
+    return base64.b64encode(tensor.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _unb64(text: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
 
 
 def rng_state(generator: torch.Generator) -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "generator": generator.get_state()}
+    """Every RNG the loop draws from, as plain JSON (byte states in base64)."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": [version, list(internal), gauss],
+            "numpy": [name, np.asarray(keys).tolist(), int(pos), int(has_gauss), float(cached)],
+            "torch": _b64(torch.get_rng_state()), "generator": _b64(generator.get_state())}
 
 
 def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    generator.set_state(state["generator"])
+    version, internal, gauss = state["python"]
+    random.setstate((int(version), tuple(int(v) for v in internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((str(name), np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+    torch.set_rng_state(_unb64(state["torch"]))
+    generator.set_state(_unb64(state["generator"]))
+
+
+# --------------------------------------------------------------------------- safety checks
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """A JSON file of a checkpoint, or one UserError line (never anything but JSON parsing)."""
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise UserError(f"{path}: {what} is {path.stat().st_size} bytes, more than a checkpoint's JSON can be",
+                            hint="the checkpoint is damaged or not a worldloom checkpoint")
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing ({what})", hint="point at a complete worldloom checkpoint") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path}: {what} is not JSON ({type(error).__name__}); refusing to load it",
+                        hint="checkpoints hold only JSON and safetensors; re-create this one from training") from None
+
+
+def check_files(folder: Path) -> None:
+    """Refuse a checkpoint holding pickle-era files before anything is read."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name.lower().endswith(PICKLE_SUFFIXES):
+            raise UserError(f"{path}: a pickle-format file in a checkpoint; worldloom never unpickles checkpoint files",
+                            hint="checkpoints hold only JSON and safetensors: re-train, or remove the file if it is stray")
+
+
+def read_state(folder: Path) -> dict[str, Any]:
+    """state.json of a checkpoint, validated enough that later reads cannot go astray."""
+    check_files(folder)
+    state = _read_json(folder / "state.json", "state.json")
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{folder / 'state.json'}: field 'format' is not {FORMAT!r} (an older or foreign checkpoint)",
+                        hint="checkpoints from before the pickle-free format cannot be loaded; re-train")
+    if not isinstance(state.get("step"), int) or not isinstance(state.get("data_position", {}), dict):
+        raise UserError(f"{folder / 'state.json'}: fields 'step'/'data_position' are malformed")
+    return state
+
+
+def _safetensors_files(folder: Path) -> list[Path]:
+    shards = folder / SHARDS
+    files = sorted(shards.glob("*.safetensors")) if shards.is_dir() else []
+    if not files:
+        raise UserError(f"{shards}: no .safetensors shards", hint="point at a complete worldloom checkpoint")
+    return files
+
+
+def _unreadable(path: Path, error: Exception) -> UserError:
+    return UserError(f"{path}: not a readable safetensors shard ({type(error).__name__}: {str(error)[:120]})",
+                     hint="the checkpoint is damaged or was tampered with; use another checkpoint")
+
+
+def _chunk_index(files: list[Path]) -> dict[str, list[tuple[Path, list[int], list[int]]]]:
+    """key -> [(file, offsets, shape)] from the safetensors headers (JSON; no tensor is read)."""
+    from safetensors import safe_open
+
+    index: dict[str, list[tuple[Path, list[int], list[int]]]] = {}
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                header = handle.metadata() or {}
+                sharding = json.loads(header[SHARDING_KEY]) if SHARDING_KEY in header else {}
+                for key in handle.keys():
+                    shape = list(handle.get_slice(key).get_shape())
+                    offsets = [int(o) for o in sharding.get(key, {}).get("saved_offsets", [0] * len(shape))]
+                    if len(offsets) != len(shape) or min(offsets, default=0) < 0:
+                        raise ValueError(f"bad offsets for {key}")
+                    index.setdefault(key, []).append((path, offsets, shape))
+        except UserError:
+            raise
+        except Exception as error:  # safetensors raises its own error types for a bad header
+            raise _unreadable(path, error) from None
+    return index
+
+
+def read_full_tensors(folder: Path, prefix: str) -> dict[str, torch.Tensor]:
+    """All tensors under `prefix` (e.g. "ema.") assembled whole on the CPU, keys without the prefix.
+
+    Memory is bounded by the files: a tensor is allocated only when its chunks cover it exactly.
+    """
+    from safetensors import safe_open
+
+    files = _safetensors_files(folder)
+    index = {k: v for k, v in _chunk_index(files).items() if k.startswith(prefix)}
+    out: dict[str, torch.Tensor] = {}
+    handles: dict[Path, Any] = {}
+    try:
+        for key, chunks in index.items():
+            dims = len(chunks[0][2])
+            if any(len(shp) != dims for _, _, shp in chunks):
+                raise _unreadable(chunks[0][0], ValueError(f"{key}: chunks of different rank"))
+            size = [max(offs[d] + shp[d] for _, offs, shp in chunks) for d in range(dims)]
+            covered = sum(int(np.prod(shp)) for _, _, shp in chunks)
+            if covered != int(np.prod(size)):
+                raise _unreadable(chunks[0][0], ValueError(f"{key}: shards do not tile the tensor"))
+            full = None
+            for path, offs, shp in chunks:
+                if path not in handles:
+                    handles[path] = safe_open(str(path), framework="pt").__enter__()
+                part = handles[path].get_tensor(key)
+                if full is None:
+                    full = torch.empty(size, dtype=part.dtype)
+                full[tuple(slice(o, o + s) for o, s in zip(offs, shp))] = part
+            out[key.removeprefix(prefix)] = full
+    except UserError:
+        raise
+    except Exception as error:
+        raise _unreadable(folder / SHARDS, error) from None
+    finally:
+        for handle in handles.values():
+            handle.__exit__(None, None, None)
+    return out
+
+
+# --------------------------------------------------------------------------- training side
+
+
+def _tensor_state(model: torch.nn.Module, ema: "EMA", optimizer: torch.optim.Optimizer
+                  ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """(model state, optimizer state) in the loading model's own sharding, and the param groups."""
+    model_state = get_model_state_dict(model)
+    optimizer_state = get_optimizer_state_dict(model, optimizer)  # creates AdamW state if still empty
+    return model_state, optimizer_state["state"], optimizer_state["param_groups"]
 
 
 def save(directory: Path, *, step: int, model: torch.nn.Module, ema: "EMA", optimizer: torch.optim.Optimizer,
          scheduler: Any, data_position: dict[str, int], generator: torch.Generator, rank: int,
          meta: dict[str, Any], vae_state: dict[str, Any] | None = None) -> None:
     """Write this rank's part of a checkpoint into `directory` (collective: call on every rank)."""
-    model_state = _strip(get_model_state_dict(model, options=FULL))
-    optimizer_state = get_optimizer_state_dict(model, optimizer, options=FULL)
-    ema_state = ema.full_state()
-    torch.save(rng_state(generator), directory / f"rng_rank{rank}.pt")
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import HuggingFaceStorageWriter
+
+    model_state, optim_state, param_groups = _tensor_state(model, ema, optimizer)
+    tensors: dict[str, Any] = {"model": model_state, "ema": dict(ema.shadow), "optim": optim_state}
+    if vae_state is not None:
+        tensors["vae"] = vae_state
+    writer = HuggingFaceStorageWriter(str(directory / SHARDS), save_distributed=_distributed())
+    dcp.save(tensors, storage_writer=writer)
+    (directory / f"rng_rank{rank}.json").write_text(json.dumps(rng_state(generator)))
     if rank != 0:
         return
-    torch.save(model_state, directory / "model.pt")
-    torch.save(ema_state, directory / "ema.pt")
-    torch.save(optimizer_state, directory / "optimizer.pt")
-    torch.save(scheduler.state_dict(), directory / "scheduler.pt")
-    if vae_state is not None:
-        torch.save(vae_state, directory / "vae.pt")
-    (directory / "state.json").write_text(json.dumps({"step": step, "data_position": data_position, **meta},
-                                                     indent=1, sort_keys=True))
+    world_size = torch.distributed.get_world_size() if _distributed() else 1
+    state = {"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, "data_position": data_position,
+             "scheduler": scheduler.state_dict(), "param_groups": param_groups,
+             "ema": {"updates": ema.updates, "decay": ema.decay}, "has_vae": vae_state is not None,
+             "world_size": world_size, **meta}
+    (directory / "state.json").write_text(json.dumps(state, indent=1, sort_keys=True))
 
 
 def restore(directory: Path, *, model: torch.nn.Module, ema: "EMA", optimizer: torch.optim.Optimizer,
             scheduler: Any, generator: torch.Generator, rank: int) -> TrainingState:
-    """Load a checkpoint written by `save` into the (possibly wrapped) model and friends."""
-    model_state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
-    set_model_state_dict(model, {NET_PREFIX + k: v for k, v in model_state.items()}, options=FULL)
-    optimizer_state = torch.load(directory / "optimizer.pt", map_location="cpu", weights_only=False)
-    set_optimizer_state_dict(model, optimizer, optimizer_state, options=FULL)
-    scheduler.load_state_dict(torch.load(directory / "scheduler.pt", weights_only=False))
-    ema.load_full_state(torch.load(directory / "ema.pt", map_location="cpu", weights_only=True))
-    rng_file = directory / f"rng_rank{rank}.pt"
+    """Load a checkpoint written by `save` on any number of workers into this run's sharding."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import HuggingFaceStorageReader
+
+    state = read_state(directory)
+    _chunk_index(_safetensors_files(directory))  # every shard header parses, or one line
+    model_state, optim_state, _ = _tensor_state(model, ema, optimizer)
+    target = {"model": model_state, "ema": ema.shadow, "optim": optim_state}
+    try:
+        dcp.load(target, storage_reader=HuggingFaceStorageReader(str(directory / SHARDS)))
+    except Exception as error:  # DCP wraps per-rank failures; the cause is a mismatched checkpoint
+        raise UserError(f"{directory / SHARDS}: does not fit this model ({str(error).splitlines()[0][:200]})",
+                        hint="resume with the config that wrote the checkpoint") from None
+    set_model_state_dict(model, model_state)
+    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g for g in state["param_groups"]]
+    set_optimizer_state_dict(model, optimizer, {"state": optim_state, "param_groups": groups})
+    scheduler.load_state_dict(state["scheduler"])
+    ema.updates = int(state["ema"]["updates"])
+    rng_file = directory / f"rng_rank{rank}.json"
     if rng_file.exists():  # absent when the world size grew: that rank keeps its fresh seed
-        set_rng_state(torch.load(rng_file, weights_only=False), generator)
-    state = json.loads((directory / "state.json").read_text())
+        set_rng_state(_read_json(rng_file, "RNG state"), generator)
     return TrainingState(step=int(state["step"]), data_position=state["data_position"],
                          mlflow_run_id=state.get("mlflow_run_id"))
 
@@ -107,9 +274,8 @@ def restore(directory: Path, *, model: torch.nn.Module, ema: "EMA", optimizer: t
 def report(step: int, metrics: dict[str, float], *, before_report: Any = None, **save_kwargs: Any) -> None:
     """Save this rank's part to a temporary folder and report it to Ray Train (a barrier).
 
-    `before_report(folder)` runs on the saving rank with the complete local folder (rank 0 logs
-    the final checkpoint to MLflow there). Ray copies the folder to
-    `storage_path/<run>/checkpoint_<step>`; the temporary folder is removed afterwards.
+    `before_report(folder)` runs on every rank with its local folder, after the save. Ray copies
+    the folders to `storage_path/<run>/checkpoint_<step>`; the temporary folder is removed afterwards.
     """
     import ray.train
 
@@ -126,7 +292,8 @@ class EMA:
     """Exponential moving average of the trainable parameters, with a warm-up.
 
     The effective decay is min(decay, (1 + n) / (10 + n)) after n updates, so early EMA weights
-    follow the model instead of staying near the random initialisation.
+    follow the model instead of staying near the random initialisation. Under FSDP2 the shadow
+    tensors are DTensors sharded like their parameters, so checkpoints save them shard by shard.
     """
 
     def __init__(self, named_parameters: list[tuple[str, torch.nn.Parameter]], decay: float) -> None:
@@ -151,17 +318,6 @@ class EMA:
             full[name] = value.detach().cpu()
         return {"updates": self.updates, "decay": self.decay, "shadow": full}
 
-    @torch.no_grad()
-    def load_full_state(self, state: dict[str, Any]) -> None:
-        from torch.distributed.tensor import DTensor, distribute_tensor
-
-        self.updates = int(state["updates"])
-        for name, value in state["shadow"].items():
-            target = self.shadow[name]
-            if isinstance(target, DTensor):
-                value = distribute_tensor(value.to(target.device), target.device_mesh, target.placements)
-            target.copy_(value)
-
 
 # --------------------------------------------------------------------------- inference side
 
@@ -169,22 +325,30 @@ class EMA:
 @dataclass
 class LoadedCheckpoint:
     path: Path
-    state: dict[str, Any]         # state.json
+    state: dict[str, Any]         # state.json (checkpoint) or config.json (export)
     weights: dict[str, Any]       # EMA weights merged over the model state (or the raw model state)
     vae_weights: dict[str, Any] | None
 
 
 def load_for_inference(path: str | Path, *, use_ema: bool = True) -> LoadedCheckpoint:
-    """A checkpoint folder (or a run folder: its latest checkpoint) -> weights for sampling/encoding."""
-    folder = latest_checkpoint(Path(path))
-    state = json.loads((folder / "state.json").read_text())
-    weights = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-    if use_ema and (folder / "ema.pt").exists():
-        ema = torch.load(folder / "ema.pt", map_location="cpu", weights_only=True)
-        weights.update(ema["shadow"])
-    vae_file = folder / "vae.pt"
-    vae_weights = torch.load(vae_file, map_location="cpu", weights_only=True) if vae_file.exists() else None
+    """An export folder, a checkpoint folder, or a run folder (its latest checkpoint) -> weights
+    for sampling, encoding and evaluation. No process group needed; nothing is unpickled."""
+    from training import export
+
+    path = Path(path)
+    if export.is_export(path):
+        return export.load_export(path)
+    folder = latest_checkpoint(path)
+    state = read_state(folder)
+    weights = _strip(read_full_tensors(folder, "model."))
+    if use_ema:
+        weights.update(read_full_tensors(folder, "ema."))
+    vae_weights = read_full_tensors(folder, "vae.") if state.get("has_vae") else None
     return LoadedCheckpoint(folder, state, weights, vae_weights)
+
+
+def _strip(state: dict[str, Any]) -> dict[str, Any]:
+    return {k.removeprefix(NET_PREFIX): v for k, v in state.items() if k.startswith(NET_PREFIX)}
 
 
 def latest_checkpoint(path: Path) -> Path:
@@ -194,5 +358,5 @@ def latest_checkpoint(path: Path) -> Path:
     candidates = sorted(p for p in path.glob("checkpoint_*") if (p / "state.json").is_file())
     if not candidates:
         raise UserError(f"{path}: not a worldloom checkpoint (no state.json) and no checkpoint_* folders inside",
-                        hint="pass a folder like runs/train/<run>/checkpoint_00000040 or its run folder")
+                        hint="pass a folder like runs/train/<run>/checkpoint_00000040, its run folder, or an export")
     return candidates[-1]

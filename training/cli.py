@@ -110,5 +110,23 @@ def sample(checkpoint: str, prompt: str, image: str | None, actions: str | None,
         raise UserError(f"--out {out}: must end in .mp4")
     result = sample_video(checkpoint, prompt, seconds=seconds, out=out, image=image, actions=actions, camera=camera,
                           steps=steps, seed=seed, progress=True)
-    _console().print(f"[green]done[/]: {result.frames} frames {result.width}x{result.height} at {result.fps:g} fps "
-                     f"in {result.wall_s:.1f} s -> {result.out}")
+    console = _console()
+    for note in result.notes:
+        console.print(f"[yellow]note[/]: {note}")
+    console.print(f"[green]done[/]: {result.frames} frames {result.width}x{result.height} at {result.fps:g} fps "
+                  f"in {result.wall_s:.1f} s -> {result.out}")
+
+
+@click.command("export")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="export folder: config.json + model.safetensors (+ vae.safetensors for world checkpoints)")
+def export(checkpoint: str, out: str) -> None:
+    """Export the EMA weights of CHECKPOINT (a checkpoint, run or export folder) as safetensors +
+    JSON: what `worldloom sample` and `worldloom eval` load, without the optimizer state."""
+    from training.export import export_checkpoint
+
+    result = export_checkpoint(checkpoint, out)
+    _console().print(f"[green]done[/]: {result.stage} model {result.model} at step {result.step}, "
+                     f"{result.parameters:,} parameters, {result.bytes / 2**20:.1f} MiB in {result.wall_s:.1f} s "
+                     f"-> {result.out}")

@@ -296,7 +296,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     loader = make_loader(sources, spec, batch_size=config.batch_size, seed=config.seed, rank=rank,
                          world_size=world_size, shuffle_buffer=config.data.shuffle_buffer,
                          loader_workers=config.data.loader_workers, position=position,
-                         latents=bool(config.stage == "world" and config.data.latents))
+                         latents=bool(config.stage == "world" and config.data.latents),
+                         on_damaged=config.data.on_damaged)
     tokens = tokens_per_sample(config, model_cfg) * config.batch_size * world_size
     meta = {"stage": config.stage, "model": config.model, "model_overrides": _overrides(config),
             "config": loop_config["resolved"], "mlflow_run_id": run_id, "world_size": world_size}
@@ -332,13 +333,15 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         files.heartbeat(step=done, loss=round(float(loss.detach()), 5))  # the CLI's progress bar shows it
 
         if done % config.mlflow.log_every == 0 or done == config.steps:
-            loss_mean, grad_mean = all_mean([float(loss.detach()), float(grad_norm)], device)
+            skipped = float(raw["data_skipped"].max()) if "data_skipped" in raw else 0.0  # damaged samples skipped
+            loss_mean, grad_mean, skipped_mean = all_mean([float(loss.detach()), float(grad_norm), skipped], device)
             elapsed = time.perf_counter() - window_start
             tracker.log_metrics({
                 "loss": loss_mean, "grad_norm": grad_mean, "lr": scheduler.get_last_lr()[0],
                 "tokens_per_s": tokens * window_steps / elapsed,
                 "samples_per_s": config.batch_size * world_size * window_steps / elapsed,
                 "data_wait_fraction": window_wait / max(window_time, 1e-9),
+                "data_skipped_samples": skipped_mean * world_size,
                 **{f"train/{k}": v for k, v in metrics.items() if k != "loss" and isinstance(v, (int, float))},
             }, step=done)
             window_wait = window_time = 0.0
@@ -352,12 +355,28 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         if done % config.checkpoint.every == 0 or final:
             if final:
                 _log_rollout(config, model_cfg, inner, vae, batch, tracker, done, device)
-            ckpt.report(done, {"step": done, "loss": float(loss.detach())},
-                        before_report=(lambda folder, s=done: tracker.log_checkpoint(folder, s)) if final else None,
-                        **save_kwargs())
+            ckpt.report(done, {"step": done, "loss": float(loss.detach())}, **save_kwargs())
+            if final:  # the export (EMA weights + VAE), not the optimizer state, goes to MLflow
+                _log_export(inner, ema, vae_state, meta, done, rank, tracker)
             files.event(event="checkpoint", step=done)
     tracker.close()
     files.event(event="finished", step=config.steps)
+
+
+def _log_export(inner: nn.Module, ema: ckpt.EMA, vae_state: dict[str, Any] | None, meta: dict[str, Any],
+                step: int, rank: int, tracker: Rank0Tracker) -> None:
+    """Gather the EMA weights once (collective), write an export on rank 0, log it as a model."""
+    import tempfile
+
+    from training import export
+
+    weights = export.gather_live(inner, ema)
+    if rank != 0 or not tracker.active:
+        return
+    with tempfile.TemporaryDirectory(prefix="worldloom-export-") as folder:
+        out = export.write_export(Path(folder) / "export", weights=weights, vae_weights=vae_state,
+                                  state={**meta, "step": step}, source=f"training step {step}")
+        tracker.log_export(out, step)
 
 
 def _overrides(config: TrainConfig) -> dict[str, Any]:

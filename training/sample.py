@@ -6,13 +6,16 @@ Conditioning, all optional besides the prompt:
                         path is the first-person rollout of those actions (docs/manifests.md)
   --camera path.json    an explicit camera path: {"camera_to_world": [T][4][4], "intrinsics": [3][3]}
                         or a bare list of 4x4 matrices (OpenCV camera-to-world, metres)
-The checkpoint's EMA weights are used; the VAE comes from the same checkpoint (`vae.pt`).
+CHECKPOINT is an export folder (`worldloom export`: EMA weights + VAE as safetensors, enough on
+its own), a checkpoint folder or a run folder (its latest checkpoint's EMA weights and VAE).
+An action string longer than the rollout is cut to the rollout (and said so); a shorter one is
+padded with idle frames.
 """
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,7 @@ import torch
 
 from pipeline.errors import UserError
 from training.checkpoint import LoadedCheckpoint, load_for_inference
+from training.export import attention_of
 from training.video_io import write_mp4
 
 WALK_SPEED_MPS = 1.4      # first-person rollout speed for --actions (the manifests' default walker)
@@ -34,6 +38,7 @@ class SampleResult:
     height: int
     width: int
     wall_s: float
+    notes: list[str] = field(default_factory=list)  # things the user should know (e.g. actions cut)
 
 
 def build_models(loaded: LoadedCheckpoint, device: torch.device = torch.device("cpu")):
@@ -47,9 +52,11 @@ def build_models(loaded: LoadedCheckpoint, device: torch.device = torch.device("
         raise UserError(f"{loaded.path}: is a {state.get('stage')!r} checkpoint; sample needs a `stage: world` checkpoint",
                         hint="train the world stage (training/configs/tiny_world.yaml) and pass its checkpoint")
     if loaded.vae_weights is None:
-        raise UserError(f"{loaded.path}: has no vae.pt, so its latents cannot be decoded",
+        raise UserError(f"{loaded.path}: has no VAE weights, so its latents cannot be decoded",
                         hint="set vae_checkpoint in the world config when training on encoded latents")
-    model_cfg = get_config(state["model"], **state.get("model_overrides", {}))
+    overrides = dict(state.get("model_overrides") or {})
+    overrides.setdefault("attention", attention_of(loaded.weights))  # checkpoints store it in the weights
+    model_cfg = get_config(state["model"], **overrides)
     world_model = WorldModel(model_cfg)
     world_model.load_state_dict(loaded.weights)
     vae = VideoVAE(model_cfg.vae)
@@ -79,11 +86,22 @@ def load_image(path: str | Path, height: int, width: int) -> np.ndarray:
     return resize_frames(image[None], height, width)[0].numpy()
 
 
-def actions_and_path(text: str, frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+def actions_and_path(text: str, frames: int, fps: float, notes: list[str] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Actions (frames, 8) and the first-person camera path they drive. A longer string is cut to
+    the rollout (`--seconds` decides the length, as a user reading `--seconds 2` expects), with a
+    note; a shorter one is padded with idle frames."""
     from pipeline.manifest import ActionStringError, camera_to_world, parse_action_string, rollout_poses
 
     try:
-        actions = parse_action_string(text, frames=frames)
+        actions = parse_action_string(text)
+        if len(actions) <= frames:
+            actions = parse_action_string(text, frames=frames)  # pads with idle frames
+        else:
+            if notes is not None:
+                notes.append(f"--actions: {len(actions)} frames of actions, the {frames}-frame rollout "
+                             f"(--seconds) uses the first {frames}")
+            actions = actions[:frames]
     except ActionStringError as error:
         raise UserError(f"--actions {text!r}: {error}",
                         hint=f"the rollout has {frames} frames; shorter strings are padded with idle frames") from None
@@ -135,8 +153,9 @@ def sample_video(checkpoint: str | Path, prompt: str, *, seconds: float, out: st
     frames = frames_for(seconds, fps, model_cfg.vae.temporal_compression)
     first = load_image(image, height, width) if image is not None else None
     action_array = c2w = K = None
+    notes: list[str] = []
     if actions is not None:
-        action_array, c2w = actions_and_path(actions, frames, fps)
+        action_array, c2w = actions_and_path(actions, frames, fps, notes)
     if camera is not None:
         c2w, K = load_camera(camera, frames)
     if c2w is not None and K is None:
@@ -147,4 +166,4 @@ def sample_video(checkpoint: str | Path, prompt: str, *, seconds: float, out: st
                        cfg_text=cfg_text, cfg_action=cfg_action, steps=steps, seed=seed, progress=progress)
     path = write_mp4(out, np.asarray(video), fps)
     return SampleResult(out=path, frames=len(video), fps=fps, height=height, width=width,
-                        wall_s=time.perf_counter() - started)
+                        wall_s=time.perf_counter() - started, notes=notes)

@@ -204,6 +204,12 @@ class Rank0Tracker:
             self._mlflow.log_artifacts(str(folder), "checkpoint")
             self._mlflow.set_tag("worldloom.final_checkpoint_step", str(step))
 
+    def log_export(self, folder: Path, step: int, name: str = "world-model") -> str | None:
+        """The export (EMA weights + config, not the optimizer state) as an MLflow logged model."""
+        if not self.active:
+            return None
+        return log_export_model(self._mlflow.MlflowClient(), self.run_id, folder, step, name)
+
     def log_event(self, text: str) -> None:
         if self.active:
             self._mlflow.set_tag("worldloom.last_event", text[:500])
@@ -213,3 +219,30 @@ class Rank0Tracker:
         if self.active and self._mlflow.active_run() is not None:
             self._mlflow.end_run(status="RUNNING")
 
+
+
+def log_export_model(client: Any, run_id: str, folder: Path, step: int, name: str) -> str:
+    """Create a LoggedModel linked to `run_id`, upload the export folder into it, mark it READY.
+
+    A plain logged model with files (no MLflow flavour): flavours would pickle a Python object,
+    and the export is meant to be loaded by `worldloom sample` / `training.export.load_export`.
+    Returns the model id (also set as the run tag `worldloom.export_model_id`).
+    """
+    import json
+
+    config = json.loads((Path(folder) / "config.json").read_text())
+    experiment_id = client.get_run(run_id).info.experiment_id
+    params = {k: str(config.get(k)) for k in ("stage", "model", "step", "parameters")}
+    params["model_overrides"] = json.dumps(config.get("model_overrides") or {}, sort_keys=True)
+    model = client.create_logged_model(experiment_id, name=name, source_run_id=run_id, params=params,
+                                       tags={"worldloom.format": str(config.get("format"))},
+                                       model_type="worldloom-export")
+    try:
+        client.log_model_artifacts(model.model_id, str(folder))
+    except Exception:
+        client.finalize_logged_model(model.model_id, "FAILED")
+        raise
+    client.finalize_logged_model(model.model_id, "READY")
+    client.set_tag(run_id, "worldloom.export_model_id", model.model_id)
+    client.set_tag(run_id, "worldloom.final_checkpoint_step", str(step))
+    return model.model_id
