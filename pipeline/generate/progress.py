@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 
@@ -54,13 +54,13 @@ class RunProgress:
 
 
 def generate_bar(console: Console) -> Progress:
-    """`generate ━━━━━━━━━━━━ 12/40 kept 8 rej 2 fail 0 31 f/s 0:00:12 eta 0:01:10` (<= 80 columns
-    up to 99,999 clips; the full counts are in the summary table at the end)."""
+    """`generate ━━━━━━━━━━ 12/40 kept 8 rej 2 fail 0 31 f/s eta 0:01:10` (<= 80 columns up to
+    99,999 clips; wall time and the full counts are in the summary table at the end)."""
     return Progress(
-        TextColumn("[bold]generate"), BarColumn(bar_width=12), MofNCompleteColumn(),
+        TextColumn("[bold]generate"), BarColumn(bar_width=10), MofNCompleteColumn(),
         TextColumn("kept [green]{task.fields[kept]}[/] rej [yellow]{task.fields[rejected]}[/] "
                    "fail [red]{task.fields[failed]}[/] {task.fields[fps]:.0f} f/s"),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        TextColumn("eta"), TimeRemainingColumn(),
         console=console, transient=False,
     )
 
