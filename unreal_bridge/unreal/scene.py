@@ -167,7 +167,7 @@ class UnrealScene:
             path.unlink(missing_ok=True)  # a failed export must not hand back the previous frame
             # One GPU read-back and one encode per pass (PNG for RGBA8, EXR for RGBA16F).
             unreal.RenderingLibrary.export_render_target(world, target, str(self.export_dir), path.name)
-            if not path.is_file():
+            if not path.is_file() or path.stat().st_size == 0:  # the engine leaves an empty file when encoding fails
                 raise RuntimeError(f"exporting the {name} render target to {path} failed; see the editor's Output Log")
             if name == "depth":
                 depth_cm = read_exr(path)["R"]  # SCS_SCENE_DEPTH: planar z in cm, in the red channel
