@@ -103,8 +103,10 @@ def _unzip_block(packed: bytes, expected: int) -> bytes:
     raw = np.frombuffer(zlib.decompress(packed, bufsize=expected), dtype=np.uint8)
     if raw.size != expected:
         raise ExrError(f"a ZIP block inflated to {raw.size} bytes, expected {expected}")
-    # t[0] = d[0]; t[i] = t[i-1] + d[i] - 128 (mod 256), i.e. d[0] + sum_{j<=i} (d[j] - 128) from j = 1.
-    predicted = ((np.cumsum(raw.astype(np.int64) - 128) + 128) & 0xFF).astype(np.uint8)
+    # t[0] = d[0]; t[i] = t[i-1] + d[i] - 128 (mod 256): a running sum in uint8, which wraps mod 256.
+    deltas = raw.copy()
+    deltas[1:] -= np.uint8(128)
+    predicted = np.cumsum(deltas, dtype=np.uint8)
     out = np.empty(expected, dtype=np.uint8)
     half = (expected + 1) // 2
     out[0::2] = predicted[:half]
