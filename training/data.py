@@ -20,6 +20,18 @@ samples already consumed, before any decoding.
 When a source has fewer shards than (world size x loader workers), shard-level splitting
 would starve some readers; those sources are split sample by sample instead (every reader
 reads every tar but keeps only its own samples), which is right for tiny datasets.
+
+Integrity and liveness (docs/training.md, "Data"):
+- local tars are read with `pipeline.shards.read_tar_samples` (keys checked, a truncated or
+  foreign tar raises `DamagedShard` naming it) and, when the dataset has an index, every
+  sample's members are checked against its `member_sha256`. `data.on_damaged` chooses: `skip`
+  (default: a warning naming the shard, the samples counted in `data_skipped_samples`) or
+  `stop` (one line naming it).
+- `window_preflight` (run by the trainer before any worker starts) counts the clips long
+  enough for the window, in total and per rank, from the index; a rank with none is refused.
+- the watchdog: a reader that goes a whole pass over its shards of every source without a
+  usable window stops with one line naming the cause, instead of skipping forever while the
+  other ranks wait in DDP.
 """
 from __future__ import annotations
 
@@ -30,6 +42,7 @@ import json
 import os
 import random
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -306,34 +319,153 @@ def _seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "little")
 
 
-def _raw_stream(shards: list[str], source: int, seed: int, rank: int, world_size: int, worker: int,
-                num_workers: int, shuffle_buffer: int, start_epoch: int = 0) -> Iterator[dict[str, Any]]:
-    """Raw tar samples for one reader, epoch after epoch (infinite)."""
+def _rebuild(cls: type, message: str, hint: str | None) -> UserError:
+    return cls(message, hint=hint)
+
+
+class DataDamaged(UserError):
+    """`data.on_damaged: stop` and a shard or sample that is not what its dataset recorded."""
+
+    exit_code = 1
+
+    def __reduce__(self):  # picklable across DataLoader and Ray worker processes (plain strings only)
+        return (_rebuild, (type(self), self.message, self.hint))
+
+
+class DataStarved(UserError):
+    """A reader went a whole pass over its shards without one clip long enough for a window."""
+
+    exit_code = 1
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self.message, self.hint))
+
+
+@dataclass
+class DamageLog:
+    """What this reader skipped: samples, and the shards reported (each warned about once)."""
+
+    policy: str = "skip"                     # skip | stop
+    samples: int = 0
+    shards: set[str] = field(default_factory=set)
+
+    def damaged(self, where: str, reason: str, samples: int) -> None:
+        message = f"{where}: {reason}"
+        if self.policy == "stop":
+            raise DataDamaged(f"{message}; stopping (data.on_damaged: stop)",
+                              hint="run `worldloom verify` on the dataset; re-run generate to re-make damaged shards, "
+                                   "or set data.on_damaged: skip")
+        self.samples += samples
+        if where not in self.shards:
+            self.shards.add(where)
+            print(f"warning: skipped damaged data: {message} ({samples} sample(s)); "
+                  "run `worldloom verify` on the dataset", file=sys.stderr, flush=True)
+
+
+_DIGESTS: dict[str, dict[str, tuple[str, str]]] = {}   # index path -> key -> (shard, member_sha256), per process
+
+
+def _index_digests(url: str) -> dict[str, tuple[str, str]]:
+    """key -> (shard name, member_sha256 JSON) of kept rows of the index beside `url`; {} without an index."""
+    index = _index_file(url)
+    if index is None:
+        return {}
+    cached = _DIGESTS.get(str(index))
+    if cached is None:
+        import pyarrow.parquet as pq
+
+        try:
+            columns = pq.read_schema(index).names
+            wanted = [c for c in ("key", "status", "shard", "member_sha256") if c in columns]
+            table = pq.read_table(index, columns=wanted).to_pydict()
+        except Exception:  # noqa: BLE001 - an unreadable index only disables the check
+            table = {}
+        cached = {}
+        if "member_sha256" in table:
+            for key, status, shard, digests in zip(table["key"], table["status"], table["shard"], table["member_sha256"]):
+                if status == "kept" and digests:
+                    cached[key] = (shard, digests)
+        _DIGESTS[str(index)] = cached
+    return cached
+
+
+def _tar_samples(urls: list[str], log: DamageLog) -> Iterator[dict[str, Any]]:
+    """Samples of local tars, checked; remote URLs go through webdataset with the same policy."""
+    from pipeline.shards.integrity import DamagedShard, decode_digests, sample_matches
+    from pipeline.shards.writer import read_tar_samples
+
+    for url in urls:
+        local = url.removeprefix("file://")
+        if "://" in local:
+            def handler(error: Exception, url: str = url) -> bool:
+                log.damaged(url, f"unreadable ({type(error).__name__}: {str(error).split(' @ ')[0][:200]})", 1)
+                return True
+            yield from wds.tarfile_to_samples(handler=handler)(iter([{"url": url}]))
+            continue
+        digests = _index_digests(local)
+        name = os.path.basename(local)
+        expected = sum(1 for shard, _ in digests.values() if os.path.basename(shard) == name)
+        delivered = 0
+        try:
+            for key, members in read_tar_samples(Path(local), plain_keys=False):
+                recorded = digests.get(key)
+                difference = sample_matches(members, decode_digests(recorded[1])) if recorded else None
+                if difference:
+                    log.damaged(local, f"sample {key}: {difference}", 1)
+                    delivered += 1
+                    continue
+                delivered += 1
+                yield {"__key__": key, "__url__": url, **members}
+        except DamagedShard as error:
+            log.damaged(local, error.reason, max(1, expected - delivered))
+            continue
+        if delivered < expected:
+            log.damaged(local, f"holds {delivered} samples, its index lists {expected}", expected - delivered)
+
+
+def reader_shards(shards: list[str], source: int, seed: int, epoch: int, rank: int, world_size: int, worker: int,
+                  num_workers: int) -> tuple[list[str], int | None]:
+    """What one reader reads in one epoch: (tars in order, None) when split by shard, or
+    (every tar in order, its sample offset) when split sample by sample (every `splits`-th sample).
+
+    The one place the split is decided: the stream and `window_preflight` both use it.
+    """
     splits = world_size * num_workers
-    by_shard = len(shards) >= splits
+    order = list(shards)
+    random.Random(_seed(seed, source, epoch, "shards")).shuffle(order)
+    if len(shards) >= splits:
+        # what wds.split_by_node / split_by_worker do, but from the explicit rank and loader worker:
+        # they read RANK/WORLD_SIZE from the environment, which loader processes may not inherit
+        mine = list(islice(order, rank, None, world_size))
+        return list(islice(mine, worker, None, num_workers)), None
+    return order, rank * num_workers + worker
+
+
+def _raw_stream(shards: list[str], source: int, seed: int, rank: int, world_size: int, worker: int,
+                num_workers: int, shuffle_buffer: int, start_epoch: int = 0,
+                log: DamageLog | None = None) -> Iterator[dict[str, Any]]:
+    """Raw tar samples for one reader, epoch after epoch (infinite); each carries `__epoch__`."""
+    splits = world_size * num_workers
+    log = log or DamageLog()
     epoch = start_epoch
     while True:
-        order = list(shards)
-        random.Random(_seed(seed, source, epoch, "shards")).shuffle(order)
-        if by_shard:
-            # what wds.split_by_node / split_by_worker do, but from the explicit rank and loader worker:
-            # they read RANK/WORLD_SIZE from the environment, which loader processes may not inherit
-            mine = list(islice(order, rank, None, world_size))
-            mine = list(islice(mine, worker, None, num_workers))
-            samples = wds.tarfile_to_samples()(iter([{"url": u} for u in mine]))
-        else:
-            everything = wds.tarfile_to_samples()(iter([{"url": u} for u in order]))
-            samples = islice(everything, rank * num_workers + worker, None, splits)
+        urls, offset = reader_shards(shards, source, seed, epoch, rank, world_size, worker, num_workers)
+        samples = _tar_samples(urls, log)
+        if offset is not None:
+            samples = islice(samples, offset, None, splits)
         shuffled = wds.shuffle(shuffle_buffer, initial=shuffle_buffer,
                                seed=_seed(seed, source, epoch, rank, worker, "buffer"))(samples)
         produced = 0
         for sample in shuffled:
             produced += 1
+            sample["__epoch__"] = epoch
             yield sample
         if produced == 0:
-            raise UserError(f"{shards[0]} (and {len(shards) - 1} more shards): reader rank {rank} / loader worker "
-                            f"{worker} got no samples",
-                            hint="the source needs at least (workers x loader_workers) clips in non-empty tars")
+            skipped = f" ({log.samples} damaged sample(s) skipped)" if log.samples else ""
+            raise DataStarved(f"{shards[0]} (and {len(shards) - 1} more shards): reader rank {rank} / loader worker "
+                              f"{worker} got no samples{skipped}",
+                              hint="the source needs at least (workers x loader_workers) clips in non-empty, "
+                                   "undamaged tars")
         epoch += 1
 
 
@@ -342,7 +474,7 @@ class ClipWindows(torch.utils.data.IterableDataset):
 
     def __init__(self, sources: list[tuple[list[str], float]], spec: WindowSpec, *, seed: int, rank: int,
                  world_size: int, shuffle_buffer: int, position: DataPosition | None = None,
-                 latents: bool = False, batch_size: int = 0) -> None:
+                 latents: bool = False, batch_size: int = 0, on_damaged: str = "skip") -> None:
         super().__init__()
         if not sources:
             raise UserError("data: no sources", hint="pass --data DATASET or set data.sources in the config")
@@ -355,6 +487,9 @@ class ClipWindows(torch.utils.data.IterableDataset):
         self.position = position or DataPosition()
         self.latents = latents
         self.batch_size = batch_size  # the DataLoader's; needed to turn batches consumed into samples
+        if on_damaged not in ("skip", "stop"):
+            raise UserError(f"data.on_damaged: {on_damaged!r} is not skip or stop")
+        self.on_damaged = on_damaged
 
     def _skip_for(self, worker: int, num_workers: int, batch_size: int) -> tuple[int, int]:
         """(samples to skip, epoch offset) for this loader worker from the saved position.
@@ -376,13 +511,18 @@ class ClipWindows(torch.utils.data.IterableDataset):
         if self._skip_for(worker, num_workers, batch_size)[1] == 0:
             worker = (worker + self.position.batches) % num_workers
         skip, epoch_offset = self._skip_for(worker, num_workers, batch_size)
+        log = DamageLog(policy=self.on_damaged)
         streams = [
             _raw_stream(shards, index, self.seed, self.rank, self.world_size, worker, num_workers,
-                        self.shuffle_buffer, start_epoch=epoch_offset)
+                        self.shuffle_buffer, start_epoch=epoch_offset, log=log)
             for index, (shards, _) in enumerate(self.sources)
         ]
         weights = [weight for _, weight in self.sources]
         mix = random.Random(_seed(self.seed, self.rank, worker, epoch_offset, "mix"))
+        # watchdog: per source, the epoch in which its current run of unusable clips began
+        # (None after a usable one); a source whose run spans a whole epoch is starved
+        unusable_since: list[int | None] = [None] * len(streams)
+        starved: set[int] = set()
         emitted = 0
         while True:
             source = mix.choices(range(len(streams)), weights)[0] if len(streams) > 1 else 0
@@ -395,15 +535,35 @@ class ClipWindows(torch.utils.data.IterableDataset):
             else:
                 window_rng = random.Random(_seed(self.seed, raw["__key__"], emitted, self.rank, worker, "window"))
                 plan = plan_clip(raw, self.spec, window_rng)
-                if plan is None:
-                    continue  # too short for a window: skipped the same way when resuming
+                if plan is None:  # too short for a window: skipped the same way when resuming
+                    epoch = raw["__epoch__"]
+                    if unusable_since[source] is None:
+                        unusable_since[source] = epoch
+                    elif epoch >= unusable_since[source] + 2 and source not in starved:
+                        starved.add(source)  # every clip of epoch `unusable_since + 1` was unusable
+                        self._starved(source, worker, starved, len(streams))
+                    continue
+                unusable_since[source] = None
+                starved.discard(source)
                 if emitted < skip:  # resume: replay the draws, skip the pixel decode
                     emitted += 1
                     continue
                 window = clip_window(raw, plan, self.spec)
             window["source"] = source
+            window["data_skipped"] = torch.tensor(log.samples)   # damaged samples this reader skipped so far
             emitted += 1
             yield window
+
+    def _starved(self, source: int, worker: int, starved: set[int], sources: int) -> None:
+        spec = self.spec
+        shards = self.sources[source][0]
+        what = (f"rank {self.rank} (loader worker {worker}) went a whole pass over its share of {shards[0]}"
+                f"{f' and {len(shards) - 1} more shards' if len(shards) > 1 else ''} without a clip long enough "
+                f"for a window of {spec.frames} frames at {spec.fps:g} fps")
+        if len(starved) == sources:
+            raise DataStarved(what, hint="lower data.frames or data.fps, give the rank more or longer clips "
+                                         "(fewer workers), or `worldloom select --where 'frames >= N'`")
+        print(f"warning: {what}; that source is effectively weight 0 on this rank", file=sys.stderr, flush=True)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
@@ -463,11 +623,13 @@ class LoaderHandle:
 
 def make_loader(sources: list[tuple[str, float]], spec: WindowSpec, *, batch_size: int, seed: int, rank: int,
                 world_size: int, shuffle_buffer: int, loader_workers: int,
-                position: DataPosition | None = None, latents: bool = False) -> LoaderHandle:
+                position: DataPosition | None = None, latents: bool = False,
+                on_damaged: str = "skip") -> LoaderHandle:
     """The per-rank loader. `position` (from a checkpoint) makes it continue where it stopped."""
     resolved = [(resolve_shards(path), weight) for path, weight in sources]
     dataset = ClipWindows(resolved, spec, seed=seed, rank=rank, world_size=world_size,
-                          shuffle_buffer=shuffle_buffer, position=position, latents=latents, batch_size=batch_size)
+                          shuffle_buffer=shuffle_buffer, position=position, latents=latents, batch_size=batch_size,
+                          on_damaged=on_damaged)
     loader = None
     if loader_workers > 0:
         loader = torch.utils.data.DataLoader(
@@ -479,3 +641,105 @@ def make_loader(sources: list[tuple[str, float]], spec: WindowSpec, *, batch_siz
     current = DataPosition(batches=restored.batches, batch_size=batch_size,
                            loader_workers=loader_workers, world_size=world_size)
     return LoaderHandle(dataset=dataset, loader=loader, position=current)
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+@dataclass
+class DataPreflight:
+    """How many clips can give a window, in total and per rank (from the datasets' indexes)."""
+
+    clips: int = 0
+    usable: int = 0
+    per_rank: list[int] = field(default_factory=list)       # usable clips each rank reads in the first epoch
+    unchecked: list[str] = field(default_factory=list)      # sources without an index (not counted)
+    upscaled: int = 0                                       # usable clips smaller than the window's resolution
+
+    def summary(self, spec: WindowSpec) -> str:
+        text = (f"data: {self.usable} of {self.clips} clips are long enough for a window of {spec.frames} frames at "
+                f"{spec.fps:g} fps; per rank {self.per_rank}")
+        if self.upscaled:
+            text += f"; {self.upscaled} are smaller than {spec.width}x{spec.height} and will be upscaled"
+        if self.unchecked:
+            text += f"; not checked (no index.parquet): {', '.join(self.unchecked)}"
+        return text
+
+
+def window_fits(frames: int, fps: float, spec: WindowSpec) -> bool:
+    """Whether a clip of `frames` at `fps` gives a window (the same rule as `plan_window`)."""
+    stride = max(1, round((fps or spec.fps) / spec.fps))
+    return (spec.frames - 1) * stride + 1 <= frames
+
+
+def _tar_keys(url: str) -> list[str]:
+    """Sample keys of a tar in order, from its headers (no member is read)."""
+    import tarfile
+
+    keys: list[str] = []
+    try:
+        with tarfile.open(url, mode="r:") as archive:
+            for member in archive:
+                key = member.name.split(".", 1)[0]
+                if member.isfile() and (not keys or keys[-1] != key):
+                    keys.append(key)
+    except (tarfile.TarError, OSError, EOFError):
+        pass  # damaged: the loader skips it; counted as no usable clips here
+    return keys
+
+
+def window_preflight(sources: list[tuple[str, float]], spec: WindowSpec, *, world_size: int, loader_workers: int,
+                     seed: int) -> DataPreflight:
+    """Count the clips that fit the window, in total and per rank, before any worker starts.
+
+    Uses each source's index.parquet (frames, fps, width, height of kept clips) and the same
+    shard/sample split as the loader, for the first epoch. Raises `DataStarved` (one line) when
+    a rank would get no usable clip from any source: it would otherwise skip forever while the
+    other ranks wait for it in DDP.
+    """
+    import pyarrow.parquet as pq
+
+    report = DataPreflight(per_rank=[0] * world_size)
+    num_workers = max(1, loader_workers)
+    reader_usable = {(rank, worker): 0 for rank in range(world_size) for worker in range(num_workers)}
+    for number, (path, _) in enumerate(sources):
+        shards = resolve_shards(path)
+        index = _index_file(shards[0].removeprefix("file://")) if shards and "://" not in shards[0].removeprefix("file://") else None
+        if index is None:
+            report.unchecked.append(path)
+            for reader in reader_usable:
+                reader_usable[reader] += 1  # unknown: never refuse on a source we cannot see
+            continue
+        table = pq.read_table(index, columns=["key", "status", "shard", "frames", "fps", "width", "height"]).to_pydict()
+        fits: dict[str, bool] = {}
+        by_shard: dict[str, list[str]] = {}
+        for key, status, shard, frames, fps, width, height in zip(*(table[c] for c in (
+                "key", "status", "shard", "frames", "fps", "width", "height"))):
+            if status != "kept":
+                continue
+            ok = window_fits(int(frames), float(fps), spec)
+            fits[key] = ok
+            by_shard.setdefault(os.path.basename(shard), []).append(key)
+            report.clips += 1
+            if ok:
+                report.usable += 1
+                report.upscaled += int(width < spec.width or height < spec.height)
+        for rank in range(world_size):
+            for worker in range(num_workers):
+                urls, offset = reader_shards(shards, number, seed, 0, rank, world_size, worker, num_workers)
+                if offset is None:
+                    count = sum(fits.get(key, False) for url in urls for key in by_shard.get(os.path.basename(url), []))
+                else:
+                    stream = [key for url in urls for key in _tar_keys(url.removeprefix("file://"))]
+                    count = sum(fits.get(key, False) for key in stream[offset::world_size * num_workers])
+                reader_usable[(rank, worker)] += count
+                report.per_rank[rank] += count
+    starved = sorted(reader for reader, count in reader_usable.items() if count == 0)
+    if starved:
+        rank, worker = starved[0]
+        where = f"rank {rank}" + (f" (loader worker {worker})" if loader_workers > 1 else "")
+        raise DataStarved(
+            f"{', '.join(p for p, _ in sources)}: {where} would get no clip long enough for a window of {spec.frames} "
+            f"frames at {spec.fps:g} fps ({report.usable} of {report.clips} clips fit; per rank {report.per_rank})",
+            hint="lower data.frames or data.fps, use fewer workers (--num-workers), or add longer clips")
+    return report

@@ -124,7 +124,37 @@ def preflight(config: TrainConfig, data: list[DataSource] | None, *, resume: boo
             latest_checkpoint(Path(config.vae_checkpoint))
         except UserError as error:
             raise UserError(f"config field vae_checkpoint: {error.message}", hint=error.hint) from None
+    data_preflight(config, sources)
     return config, paths, sources, previous
+
+
+def data_preflight(config: TrainConfig, sources: list[tuple[str, float]]):
+    """Clips long enough for the window, in total and per rank; refuses (one line) when a rank gets none.
+
+    Without this check a rank whose share holds only short clips skips forever while the
+    others wait for it in DDP backward (issue 13). Latent shards (`data.latents`) are windows
+    already and are not checked. Returns the `DataPreflight` (None for latents).
+    """
+    from training.data import WindowSpec, window_preflight
+    from training.loop import model_config
+
+    if not sources or (config.stage == "world" and config.data.latents):
+        return None
+    model_cfg = model_config(config)
+    spec = WindowSpec(frames=model_cfg.frames, fps=model_cfg.fps, height=model_cfg.height, width=model_cfg.width)
+    key = (tuple(sources), spec.frames, spec.fps, spec.height, spec.width, config.scaling.num_workers,
+           config.data.loader_workers, config.seed)
+    if key not in _PREFLIGHTS:  # the CLI checks before its progress bar, train() again: scan and print once
+        report = window_preflight(sources, spec, world_size=config.scaling.num_workers,
+                                  loader_workers=config.data.loader_workers, seed=config.seed)
+        import click
+
+        click.echo(report.summary(spec), err=True)
+        _PREFLIGHTS[key] = report
+    return _PREFLIGHTS[key]
+
+
+_PREFLIGHTS: dict[tuple, Any] = {}
 
 
 def train(config: TrainConfig, data: list[DataSource] | None = None, *, resume: bool = False,
@@ -154,8 +184,11 @@ def train(config: TrainConfig, data: list[DataSource] | None = None, *, resume: 
     watcher.start()
     try:
         result = trainer.fit()
-    except BaseException:
+    except BaseException as error:
         tracking.close_run(tracking_uri, run_id, "FAILED")
+        cause = worker_user_error(error)
+        if cause is not None:  # a worker's one-line error (damaged data, starved rank), not Ray's wrapper
+            raise cause from None
         raise
     finally:
         watcher.stop()
@@ -166,6 +199,25 @@ def train(config: TrainConfig, data: list[DataSource] | None = None, *, resume: 
                        step=int((result.metrics or {}).get("step", config.steps)), mlflow_run_id=run_id,
                        tracking_uri=tracking_uri, metrics=dict(result.metrics or {}),
                        wall_s=time.perf_counter() - started)
+
+
+def worker_user_error(error: BaseException) -> UserError | None:
+    """The first `UserError` a training worker raised, unwrapped from Ray Train's exceptions."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, UserError):
+            return current
+        pending.extend(getattr(current, "worker_failures", {}).values())
+        for name in ("_base_exc", "controller_failure", "__cause__", "__context__"):
+            inner = getattr(current, name, None)
+            if isinstance(inner, BaseException):
+                pending.append(inner)
+    return None
 
 
 def _absolute(path: str) -> str:
