@@ -54,6 +54,10 @@ def _process_pending(pending: list[str], dataset: Path, config: CurateConfig, *,
 
     if not pending:
         return {}
+    if show_progress:  # name the stage while nothing has finished yet (Ray and the models take a while)
+        import sys
+
+        print("curate: starting Ray, then probe > shots > clips > scores > captions per input", file=sys.stderr)
     _ensure_ray(num_cpus, ray_address)
     available = float(ray.cluster_resources().get("CPU", 0.0))
     if config.run.num_cpus_per_task > available:  # Ray would wait for the CPUs forever
@@ -75,11 +79,11 @@ def _process_pending(pending: list[str], dataset: Path, config: CurateConfig, *,
 
     started = time.perf_counter()
     clips = video_seconds = 0.0
-    with Progress(TextColumn("[bold]curate"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("clips {task.fields[clips]:.0f}, {task.fields[rate]:.2f} video-s/s, last: {task.fields[last]}"),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+    with Progress(TextColumn("[bold]curate"), BarColumn(bar_width=10), MofNCompleteColumn(),
+                  TextColumn("clips {task.fields[clips]:.0f} {task.fields[rate]:.2f} vs/s {task.fields[last]}"),
+                  TextColumn("eta"), TimeRemainingColumn(),  # 80 columns: ETA never cut
                   console=Console(stderr=True), disable=not show_progress, transient=False) as progress:
-        bar = progress.add_task("inputs", total=len(pending), last="", clips=0, rate=0.0)
+        bar = progress.add_task("inputs", total=len(pending), last="warming up: probe, shots", clips=0, rate=0.0)
         while in_flight:
             done, _ = ray.wait(list(in_flight), num_returns=1)
             ref = done[0]
@@ -97,7 +101,7 @@ def _process_pending(pending: list[str], dataset: Path, config: CurateConfig, *,
                 failures[uri] = f"{message} (attempts={attempts[uri]})"
                 label = f"{Path(uri).name}: failed"
             rate = video_seconds / max(time.perf_counter() - started, 1e-9)
-            progress.update(bar, advance=1, last=label, clips=clips, rate=rate)
+            progress.update(bar, advance=1, last=label[:26], clips=clips, rate=rate)
     return failures
 
 
