@@ -42,6 +42,11 @@ def test_read_exr_refuses_what_it_does_not_read(tmp_path):
     _write(tmp_path / "piz.exr", {"R": half}, OpenEXR.PIZ_COMPRESSION)
     with pytest.raises(ExrError, match="PIZ"):
         read_exr(tmp_path / "piz.exr")
+    good = tmp_path / "good.exr"
+    _write(good, {"R": half})
+    (tmp_path / "cut.exr").write_bytes(good.read_bytes()[:-20])
+    with pytest.raises(ExrError, match="truncated or corrupt"):
+        read_exr(tmp_path / "cut.exr")
     (tmp_path / "empty.exr").write_bytes(b"")  # what ExportRenderTarget leaves when encoding fails
     with pytest.raises(ExrError, match="not an OpenEXR file"):
         read_exr(tmp_path / "empty.exr")

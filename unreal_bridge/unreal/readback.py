@@ -117,6 +117,15 @@ def _unzip_block(packed: bytes, expected: int) -> bytes:
 def read_exr(path: str | Path) -> dict[str, np.ndarray]:
     """Channels of a scanline EXR as (H, W) arrays (float16/float32/uint32), keyed by name."""
     data = Path(path).read_bytes()
+    try:
+        return _decode_exr(data)
+    except ExrError:
+        raise
+    except (struct.error, IndexError, zlib.error, ValueError) as error:  # truncated or corrupt: say so, never crash oddly
+        raise ExrError(f"{Path(path).name} is truncated or corrupt ({error})") from error
+
+
+def _decode_exr(data: bytes) -> dict[str, np.ndarray]:
     attributes, pos = _parse_header(data)
     for required in ("channels", "compression", "dataWindow"):
         if required not in attributes:
