@@ -108,6 +108,13 @@ def with_actions(clip: dict, actions: np.ndarray, *, fps: float | None = None) -
         new.setdefault("simulation", {})["step"] = 1.0 / float(fps)
     new["actions"]["per_frame"] = [[float(v) for v in row] for row in actions]
     motion = new.get("motion") or {}
+    if "actions" in motion:  # keep the written-out action string true to the new actions
+        from pipeline.manifest import format_action_string
+
+        try:
+            motion["actions"] = format_action_string(actions, look_deg_per_frame=float(motion.get("look_deg_per_frame", 3.0)))
+        except ValueError:  # look deltas with no action-string form (e.g. a full turn in a few frames)
+            motion.pop("actions")
     start = np.asarray(new["camera"]["start_camera_to_world"], dtype=np.float64).reshape(4, 4)
     poses = rollout_poses(actions, start, float(motion.get("speed_mps", 1.4)), float(new["output"]["fps"]), rig=rig,
                           orbit_target=new["camera"].get("orbit_target"),
