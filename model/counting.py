@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from model.configs import WorldModelConfig
+from model.configs import DiTConfig, WorldModelConfig
 
 ACTIVATION_VALUES_PER_TOKEN_PER_BLOCK = 36  # x width, see module docstring
 
@@ -72,6 +72,23 @@ class StepCost:
         return self.optimizer_bytes + self.activation_bytes_checkpointed
 
 
+def block_forward_macs(dit: "DiTConfig", tokens: int, text_tokens: int) -> tuple[int, int]:
+    """(linear, attention) multiply-adds of one DiT block's forward over `tokens` video tokens
+    (self-attention over all of them, cross-attention to `text_tokens`); batch 1."""
+    d, inner, hidden = dit.width, dit.inner_dim, dit.swiglu_hidden
+    kv = dit.kv_dim  # V1: k, v of 2h heads (= inner); V2: of h heads (grouped-query)
+    lam = dit.heads if dit.attention == "diff_v2" else 0  # V2's token-wise lambda projection
+    out_in = inner if dit.attention == "diff_v1" else dit.heads * dit.head_dim
+    per_block_linear_macs = tokens * (d * (inner + 2 * kv + out_in + lam)  # self-attention q, k, v, out, lambda
+                                      + d * (inner + out_in + lam)         # cross-attention q, out, lambda
+                                      + 3 * d * hidden)                    # SwiGLU
+    per_block_linear_macs += text_tokens * 2 * d * kv  # cross-attention k, v over text
+    # V1: four stacked maps of width dh per differential head; V2: 2h standard heads of dh
+    maps = (4 if dit.attention == "diff_v1" else 2) * dit.heads * dit.head_dim
+    per_block_attention_macs = 2 * maps * tokens * tokens + 2 * maps * tokens * text_tokens
+    return per_block_linear_macs, per_block_attention_macs
+
+
 def training_step_cost(config: WorldModelConfig, trainable_params: int, frozen_params: int,
                        frames: int, height: int, width: int, batch: int = 1,
                        activation_bytes_per_value: int = 2, text_width: int | None = None) -> StepCost:
@@ -84,17 +101,8 @@ def training_step_cost(config: WorldModelConfig, trainable_params: int, frozen_p
     tokens = latent_frames * (h // ph) * (w // pw)
     text_tokens = dit.text.context_length
     text_width = dit.text.width if text_width is None else text_width
-    d, inner, hidden = dit.width, dit.inner_dim, dit.swiglu_hidden
-    kv = dit.kv_dim  # V1: k, v of 2h heads (= inner); V2: of h heads (grouped-query)
-    lam = dit.heads if dit.attention == "diff_v2" else 0  # V2's token-wise lambda projection
-    out_in = inner if dit.attention == "diff_v1" else dit.heads * dit.head_dim
-    per_block_linear_macs = tokens * (d * (inner + 2 * kv + out_in + lam)  # self-attention q, k, v, out, lambda
-                                      + d * (inner + out_in + lam)         # cross-attention q, out, lambda
-                                      + 3 * d * hidden)                    # SwiGLU
-    per_block_linear_macs += text_tokens * 2 * d * kv  # cross-attention k, v over text
-    # V1: four stacked maps of width dh per differential head; V2: 2h standard heads of dh
-    maps = (4 if dit.attention == "diff_v1" else 2) * dit.heads * dit.head_dim
-    per_block_attention_macs = 2 * maps * tokens * tokens + 2 * maps * tokens * text_tokens
+    d, inner = dit.width, dit.inner_dim
+    per_block_linear_macs, per_block_attention_macs = block_forward_macs(dit, tokens, text_tokens)
     patch_volume = ph * pw
     io_macs = tokens * (patch_volume * channels * d                 # patch embedding
                         + d * patch_volume * channels               # final projection
