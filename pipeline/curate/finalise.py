@@ -26,6 +26,13 @@ from pipeline.shards import (DatasetLayout, ShardWriter, code_version, encode_js
                              write_dataset_json, write_index)
 
 REJECTS_FILE = "rejects.parquet"
+
+
+def score_metadata(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """dataset.json "scores": unit, range and description of every score the rows carry."""
+    from pipeline.quality import score_info
+
+    return {name: score_info(name) for name in sorted({n for row in rows for n in (row.get("scores") or {})})}
 ABSENT_MEMBERS = ["poses.npy", "intrinsics.npy", "actions.npy", "depth.npz", "seg.npz"]
 
 
@@ -166,6 +173,7 @@ def finalise(uris: list[str], dataset: Path, config: CurateConfig, failures: dic
             if clip.embedding:
                 members["clip.npy"] = encode_npy(np.asarray(clip.embedding, np.float32))
             row["shard"] = writer.write(clip.key, members)
+            row["member_sha256"] = dict(writer.last_member_sha256)
         rows.append(row)
     writer.close()
     write_index(layout.index_path, rows)
@@ -179,7 +187,10 @@ def finalise(uris: list[str], dataset: Path, config: CurateConfig, failures: dic
     summary.shards = len(writer.committed)
     summary.video_seconds = float(sum(r.duration_s for r, _ in results))
     summary.wall_s = time.perf_counter() - started
-    write_dataset_json(layout.dataset_json_path, _dataset_document(uris, results, config, summary, writer.committed, domain, "complete"))
+    document = _dataset_document(uris, results, config, summary, writer.committed, domain, "complete")
+    document["shard_sha256"] = dict(sorted(writer.shard_sha256.items()))
+    document["scores"] = score_metadata(rows)
+    write_dataset_json(layout.dataset_json_path, document)
     shutil.rmtree(staging.work_root(dataset), ignore_errors=True)
 
 

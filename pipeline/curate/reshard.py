@@ -18,6 +18,7 @@ from typing import Any
 from pipeline.errors import UserError
 from pipeline.shards import DatasetLayout, ShardWriter, iter_samples, read_dataset_json, write_index
 from pipeline.shards.index import index_rows
+from pipeline.shards.integrity import decode_digests, sample_matches
 from pipeline.shards.writer import DEFAULT_MAX_BYTES
 
 
@@ -74,12 +75,22 @@ def write_picks(out: Path, picks: list[SourcePick], document: dict[str, Any], *,
                                 hint="run the dataset verifier; the source is damaged") from None
             row = dict(picks[source].rows[key])
             row["shard"] = writer.write(key, members)
+            recorded = decode_digests(row.get("member_sha256"))
+            difference = sample_matches(members, recorded)
+            if difference:  # never copy damage into a new dataset
+                raise UserError(f"{picks[source].dataset}: {key}: {difference}",
+                                hint="run `worldloom verify` on the source and re-make it first")
+            row["member_sha256"] = dict(writer.last_member_sha256)
             rows.append(row)
         writer.close()
         write_index(layout.index_path, rows)
         from pipeline.shards import write_dataset_json
 
+        from pipeline.quality import score_info
+
         document = {**document, "status": "complete", "shards": writer.committed,
+                    "shard_sha256": dict(sorted(writer.shard_sha256.items())),
+                    "scores": {name: score_info(name) for name in sorted({n for r in rows for n in (r.get("scores") or {})})},
                     "counts": {"requested": len(rows), "kept": len(rows), "rejected": 0, "failed": 0}}
         write_dataset_json(layout.dataset_json_path, document)
         if out.exists():
