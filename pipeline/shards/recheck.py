@@ -64,3 +64,26 @@ def quarantine(layout: DatasetLayout, name: str) -> Path:
         number += 1
     os.replace(source, target)
     return target
+
+
+def remake_if_damaged(layout: DatasetLayout, existing: Mapping[str, Any], uris: list[str], config_json: str) -> bool:
+    """curate's resume: True when the folder holds this exact dataset (same inputs, same config)
+    but it fails `verify_dataset`, so curate must re-make it from its inputs instead of
+    reporting it complete. Prints one warning naming the damaged shards."""
+    import json
+
+    import click
+
+    from pipeline.shards.verify import verify_dataset
+
+    same = existing.get("input_list") == uris and json.dumps(existing.get("config"), sort_keys=True) == json.dumps(
+        json.loads(config_json), sort_keys=True)
+    if not same:
+        return False
+    report = verify_dataset(layout.root)
+    if report.ok:
+        return False
+    named = ", ".join(report.damaged_shards) or report.problems[0]
+    click.secho(f"warning: {layout.root} is complete but damaged ({named}; {len(report.problems)} problem(s)): "
+                "curating it again from its inputs", fg="yellow", err=True)
+    return True
