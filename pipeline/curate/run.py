@@ -24,6 +24,7 @@ from pipeline.curate.finalise import CurateSummary, finalise
 from pipeline.curate.inputs import expand_inputs
 from pipeline.errors import UserError
 from pipeline.shards import DatasetLayout, read_dataset_json, write_dataset_json
+from pipeline.shards.recheck import remake_if_damaged
 
 
 def _curate_task(uri: str, config_json: str, dataset: str) -> dict[str, Any]:
@@ -140,7 +141,7 @@ def run_curate(arguments: list[str], out: Path, config: CurateConfig, *, domain:
         existing = read_dataset_json(layout.dataset_json_path)
         if existing.get("created_by") != "worldloom curate":
             raise UserError(f"{out}: holds a dataset made by {existing.get('created_by')!r}", hint="choose a new --out")
-        if existing.get("status") == "complete":
+        if existing.get("status") == "complete" and not remake_if_damaged(layout, existing, uris, config_json):
             if existing.get("input_list") == uris and json.dumps(existing.get("config"), sort_keys=True) == json.dumps(json.loads(config_json), sort_keys=True):
                 summary = CurateSummary(out=out, already_complete=True)
                 counts = existing["counts"]
