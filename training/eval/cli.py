@@ -54,10 +54,11 @@ def eval_checkpoint(checkpoint: str, data: str, out: str, clips: int, seconds: f
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from training.eval import report as report_mod
-    from training.eval.run import run_eval
+    from training.eval.run import prepare_eval, run_eval
 
     if steps < 1:
         raise UserError(f"--steps {steps}: must be at least 1")
+    inputs = prepare_eval(checkpoint, data, clips=clips, seconds=seconds)  # user errors before the progress bar
     console = Console(stderr=True, soft_wrap=True)
     with Progress(TextColumn("[bold]eval[/] {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False) as progress:
@@ -68,7 +69,8 @@ def eval_checkpoint(checkpoint: str, data: str, out: str, clips: int, seconds: f
 
         report = run_eval(checkpoint, data, out, clips=clips, seconds=seconds, steps=steps, seed=seed,
                           cfg_text=cfg_text, cfg_action=cfg_action, action_response=not no_action_response,
-                          revisit=not no_revisit, videos=videos, mlflow=not no_mlflow, on_progress=update)
+                          revisit=not no_revisit, videos=videos, mlflow=not no_mlflow, on_progress=update,
+                          inputs=inputs)
     console.print(report_mod.summary_table(report))
     for line in report_mod.summary_lines(report):
         console.print(f"  {line}")

@@ -46,7 +46,7 @@ def load_held_out(data: str | Path, clips: int) -> list[HeldOutClip]:
     from pipeline.shards import iter_samples
 
     data = Path(data)
-    if not data.exists():
+    if not data.is_dir():
         raise UserError(f"--data {data}: folder not found", hint="pass a dataset folder written by worldloom generate")
     if not (data / "shards").is_dir() or not list((data / "shards").glob("shard-*.tar")):
         raise UserError(f"--data {data}: not a worldloom dataset (no shards/shard-*.tar)",

@@ -62,12 +62,37 @@ class ClipResult:
     revisit: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+@dataclass
+class EvalInputs:
+    """What `prepare_eval` checked and loaded: the model, the held-out clips, the rollout length."""
+
+    bundle: ModelBundle
+    held_out: list[groundtruth.HeldOutClip]
+    frames: int
+
+
+def prepare_eval(checkpoint: str | Path, data: str | Path, *, clips: int = 32, seconds: float = 2.0) -> EvalInputs:
+    """Every check that can fail on the user's input, before any progress bar: UserError otherwise."""
+    if clips < 1:
+        raise UserError(f"--clips {clips}: must be at least 1")
+    if not 0 < seconds <= 120:
+        raise UserError(f"--seconds {seconds}: must be in (0, 120]")
+    data = Path(data)
+    if not data.exists():  # before loading the model: the cheap check first
+        raise UserError(f"--data {data}: folder not found", hint="pass a dataset folder written by worldloom generate")
+    bundle = load_model(str(checkpoint))
+    held_out = groundtruth.load_held_out(data, clips)
+    return EvalInputs(bundle, held_out, _frames(bundle, seconds))
+
+
 def run_eval(checkpoint: str | Path, data: str | Path, out: str | Path, *, clips: int = 32, seconds: float = 2.0,
              steps: int = 8, cfg_text: float = 3.0, cfg_action: float = 1.5, seed: int = 0,
              action_response: bool = True, revisit: bool = True, videos: int = 4, mlflow: bool = True,
-             tracking_uri: str | None = None, on_progress: Progress | None = None) -> dict[str, Any]:
+             tracking_uri: str | None = None, on_progress: Progress | None = None,
+             inputs: EvalInputs | None = None) -> dict[str, Any]:
     """Evaluate a world checkpoint on a held-out dataset; writes the report, plots and videos to `out`.
 
+    `inputs` (from `prepare_eval`) skips loading again when the caller already checked the input.
     Returns the report dict. Top-level keys used by benchmarks: `yaw_sign_agreement`,
     `expansion_agreement`, `psnr_true_vs_shuffled_db` (true minus shuffled, first 2 s),
     `psnr_true_db`, `psnr_shuffled_db`, `psnr_no_action_db`, `rotation_error_deg_true`,
@@ -78,15 +103,10 @@ def run_eval(checkpoint: str | Path, data: str | Path, out: str | Path, *, clips
     options = EvalOptions(clips=clips, seconds=seconds, steps=steps, cfg_text=cfg_text, cfg_action=cfg_action,
                           seed=seed, action_response=action_response, revisit=revisit, videos=videos,
                           mlflow=mlflow, tracking_uri=tracking_uri)
-    if clips < 1:
-        raise UserError(f"--clips {clips}: must be at least 1")
-    if not seconds > 0 or seconds > 120:
-        raise UserError(f"--seconds {seconds}: must be in (0, 120]")
     started = time.perf_counter()
     progress = on_progress or (lambda stage, done, total: None)
-    bundle = load_model(str(checkpoint))
-    held_out = groundtruth.load_held_out(data, clips)
-    frames = _frames(bundle, seconds)
+    inputs = inputs or prepare_eval(checkpoint, data, clips=clips, seconds=seconds)
+    bundle, held_out, frames = inputs.bundle, inputs.held_out, inputs.frames
     settings = SamplerSettings(steps=steps, cfg_text=cfg_text, cfg_action=cfg_action, seed=seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
