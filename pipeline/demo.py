@@ -86,17 +86,14 @@ def demo(out: Path, vae_steps: int | None, world_steps: int | None, seconds: flo
 
 
 def _train_with_progress(console: Console, config: Path, data_dir: Path, overrides: dict[str, object]):
-    """`api.train` with 2 workers and a step progress bar fed by rank 0's heartbeats."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
+    """`api.train` with 2 workers and the CLI's step/loss bar fed by rank 0's heartbeats."""
     from training import api
+    from training.cli import train_progress
 
     resolved = api.resolve_config(config, num_workers=2, overrides=overrides)
-    with Progress(TextColumn(f"[bold]train {resolved.stage}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
-        task = progress.add_task("train", total=resolved.steps)
-        result = api.train(resolved, [str(data_dir)],
-                           on_progress=lambda beat: progress.update(task, completed=max(0, int(beat.get("step", 0)))))
+    progress, task, update = train_progress(console, resolved.stage, resolved.steps)
+    with progress:
+        result = api.train(resolved, [str(data_dir)], on_progress=update)
         progress.update(task, completed=result.step)
     console.print(f"  {result.run_name}: {result.step} steps in {result.wall_s:.0f} s, checkpoint {result.checkpoint}")
     return result
