@@ -87,10 +87,13 @@ def one_torch_thread():
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from mlflow import MlflowClient
 
+    from pipeline.mlflow_store import experiment_id
+
     root = tmp_path_factory.mktemp("eval")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(uri)
-    training_run = client.create_run(client.create_experiment("worldloom-tiny"), run_name="tiny-world").info.run_id
+    experiment = experiment_id(client, uri, "worldloom-tiny")  # artifacts beside the database
+    training_run = client.create_run(experiment, run_name="tiny-world").info.run_id
     client.set_terminated(training_run, "FINISHED")
     return {"root": root, "uri": uri, "training_run": training_run,
             "checkpoint": write_checkpoint(root / "world-export", stage="world", run_id=training_run),

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Iterator
 
@@ -80,8 +79,9 @@ def eval_checkpoint(checkpoint: str, data: str, out: str, clips: int, seconds: f
     if logged:
         console.print(f"  mlflow      run {logged['run_id']} in {logged['tracking_uri']}"
                       + (f" (child of {logged['parent_run_id']})" if logged.get("parent_run_id") else ""))
-        if logged["tracking_uri"].startswith("sqlite:"):
-            console.print(f"  mlflow ui   mlflow ui --backend-store-uri {shlex.quote(logged['tracking_uri'])}")
+        from pipeline.mlflow_store import ui_command
+
+        console.print(f"  mlflow ui   {ui_command(logged['tracking_uri'])}")
 
 
 # --------------------------------------------------------------------------- eval camera

@@ -82,7 +82,16 @@ def prepare_eval(checkpoint: str | Path, data: str | Path, *, clips: int = 32, s
         raise UserError(f"--data {data}: folder not found", hint="pass a dataset folder written by worldloom generate")
     bundle = load_model(str(checkpoint))
     held_out = groundtruth.load_held_out(data, clips)
-    return EvalInputs(bundle, held_out, _frames(bundle, seconds))
+    frames = _frames(bundle, seconds)
+    for clip in held_out:  # a horizon past the stored clip needs a clip the procedural backend can re-drive
+        needed = (frames - 1) * max(1, round(clip.fps / bundle.fps)) + 1
+        rig = ((clip.resolved_clip or {}).get("camera") or {}).get("rig")
+        if len(clip.frames) < needed and rig not in groundtruth.KINEMATIC_RIGS:
+            why = "has no resolved_clip in its json" if clip.resolved_clip is None else f"uses the {rig!r} rig"
+            raise UserError(f"--data {data}: clip {clip.key} has {len(clip.frames)} frames, {seconds:g} s needs {needed}, "
+                            f"and it {why}, so the rest cannot be rendered",
+                            hint=f"lower --seconds to at most {(len(clip.frames) - 1) / clip.fps:g}")
+    return EvalInputs(bundle, held_out, frames)
 
 
 def run_eval(checkpoint: str | Path, data: str | Path, out: str | Path, *, clips: int = 32, seconds: float = 2.0,
@@ -221,8 +230,8 @@ def _revisit(bundle: ModelBundle, clip: EvalClip, kind: str, frames: int, settin
     from training.data import resize_frames
 
     actions = revisit_actions(kind, frames)
-    if clip.resolved_clip is None:
-        return {}
+    if clip.resolved_clip is None or clip.resolved_clip["camera"]["rig"] not in groundtruth.KINEMATIC_RIGS:
+        return {}  # only rigs whose poses follow the actions can be re-driven
     render_clip = groundtruth.with_actions(clip.resolved_clip, actions, fps=bundle.fps)
     truth, poses, _ = groundtruth.render(render_clip)
     truth = resize_frames(truth, *bundle.size).numpy()

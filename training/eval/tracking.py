@@ -4,9 +4,10 @@ Why a new run rather than writing into the training run: a checkpoint is evaluat
 (other data, other horizons), and the training run's metrics are keyed by step. The eval run
 sits in the training run's experiment and store, as its child (`mlflow.parentRunId`), with tags
 naming the checkpoint and step, so the MLflow UI shows evals under the run they measure. The
-store is the one the training run used (training.tracking decides it, never this module). When
-that run is not in the store (copied checkpoint), the eval run goes to experiment
-`worldloom-eval` of the same store.
+store is the training config's `mlflow.tracking_uri` when it named one, else the project's one
+store (pipeline/mlflow_store.py: $MLFLOW_TRACKING_URI or sqlite:///runs/mlflow.db); this module
+never builds a URI itself. When the training run is not in that store (a copied checkpoint, an
+export from elsewhere), the eval run goes to experiment `worldloom-eval` of the same store.
 
 Logged through an explicit MlflowClient: the fluent API would leak the tracking URI into later
 runs of the same process (the same reason generate does it).
@@ -23,14 +24,14 @@ METRIC_KEYS = ("yaw_sign_agreement", "expansion_agreement", "psnr_true_db", "psn
 
 
 def store_for(bundle, tracking_uri: str | None) -> str:
-    """The tracking URI the checkpoint's training run used (or `tracking_uri` when given)."""
+    """`tracking_uri` when given, else the store the checkpoint's training config named, else the
+    project's one store (pipeline/mlflow_store.py, through training.tracking)."""
     from training import tracking
 
     if tracking_uri:
         return tracking_uri
     configured = ((bundle.state.get("config") or {}).get("mlflow") or {}).get("tracking_uri")
-    run_dir = Path(bundle.checkpoint).parent
-    return tracking.resolve_tracking_uri(configured, run_dir)
+    return tracking.resolve_tracking_uri(configured)
 
 
 def log_eval(report: dict[str, Any], out: Path, bundle, *, tracking_uri: str | None = None) -> dict[str, str]:
@@ -38,6 +39,9 @@ def log_eval(report: dict[str, Any], out: Path, bundle, *, tracking_uri: str | N
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from pipeline.mlflow_store import experiment_id as project_experiment, quiet_logs
+
+    quiet_logs()
     uri = store_for(bundle, tracking_uri)
     client = MlflowClient(uri)
     parent_id = report.get("training_run_id")
@@ -48,8 +52,7 @@ def log_eval(report: dict[str, Any], out: Path, bundle, *, tracking_uri: str | N
         except MlflowException:
             parent_id = None
     if experiment_id is None:
-        found = client.get_experiment_by_name("worldloom-eval")
-        experiment_id = found.experiment_id if found else client.create_experiment("worldloom-eval")
+        experiment_id = project_experiment(client, uri, "worldloom-eval")
     tags = {"worldloom.kind": "eval", "worldloom.checkpoint": str(report["checkpoint"]),
             "worldloom.checkpoint_step": str(report.get("checkpoint_step")), "worldloom.eval_data": str(report["data"])}
     if parent_id:
