@@ -72,9 +72,15 @@ class Journal:
 
     def close(self) -> None:
         if self._file is not None:
-            self.sync()
-            self._file.close()
-            self._file = None
+            handle, self._file = self._file, None
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:  # a full disk fails the flush: the handle is closed all the same
+                try:
+                    handle.close()
+                except OSError:
+                    pass
 
     def remove(self) -> None:
         self.close()

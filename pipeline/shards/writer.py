@@ -148,11 +148,15 @@ class ShardWriter:
 
     def suspend(self) -> None:
         """Stop without committing: the `.tmp` stays for `resume` (it never looks complete)."""
-        if self._file is not None:
-            self._file.flush()
-            self._file.close()
-        self._tar = None
-        self._file = None
+        handle, self._file, self._tar = self._file, None, None
+        if handle is not None:
+            try:
+                handle.flush()
+            finally:  # a full disk fails the flush: the handle is closed all the same
+                try:
+                    handle.close()
+                except OSError:
+                    pass
 
     def _open(self, number: int, *, append_at: int | None = None) -> None:
         path = self.layout.tmp_shard_path(number)
@@ -305,5 +309,8 @@ def read_tar_samples(path: Path, *, keys: set[str] | None = None,
             if len(data) != member.size:
                 raise DamagedShard(path, f"truncated in {member.name[:80]!r}")
             members[extension] = data
+        # a tar cut exactly between members reads "cleanly": require the end-of-archive blocks
+        if archive.offset + 2 * _BLOCK > path.stat().st_size:
+            raise DamagedShard(path, f"truncated after sample {current!r}: no end-of-archive marker")
         if current is not None and (keys is None or current in keys):
             yield current, members
