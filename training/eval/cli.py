@@ -44,9 +44,10 @@ def eval_group() -> None:
 @click.option("--no-revisit", is_flag=True, help="skip the full-turn and out-and-back trajectories")
 @click.option("--videos", type=int, default=4, show_default=True, help="side-by-side mp4s to write")
 @click.option("--no-mlflow", is_flag=True, help="do not log the eval run to MLflow")
+@click.option("--threads", type=int, default=None, help="torch intra-op threads (1 is fastest on small shared CPUs)")
 def eval_checkpoint(checkpoint: str, data: str, out: str, clips: int, seconds: float, steps: int, seed: int,
                     cfg_text: float, cfg_action: float, no_action_response: bool, no_revisit: bool, videos: int,
-                    no_mlflow: bool) -> None:
+                    no_mlflow: bool, threads: int | None) -> None:
     """Roll out CHECKPOINT on held-out clips with true, shuffled and no actions; score fidelity, camera
     following, action response and revisit consistency."""
     from rich.console import Console
@@ -69,7 +70,7 @@ def eval_checkpoint(checkpoint: str, data: str, out: str, clips: int, seconds: f
         report = run_eval(checkpoint, data, out, clips=clips, seconds=seconds, steps=steps, seed=seed,
                           cfg_text=cfg_text, cfg_action=cfg_action, action_response=not no_action_response,
                           revisit=not no_revisit, videos=videos, mlflow=not no_mlflow, on_progress=update,
-                          inputs=inputs)
+                          inputs=inputs, threads=threads)
     console.print(report_mod.summary_table(report))
     for line in report_mod.summary_lines(report):
         console.print(f"  {line}")

@@ -98,25 +98,45 @@ def run_eval(checkpoint: str | Path, data: str | Path, out: str | Path, *, clips
              steps: int = 8, cfg_text: float = 3.0, cfg_action: float = 1.5, seed: int = 0,
              action_response: bool = True, revisit: bool = True, videos: int = 4, mlflow: bool = True,
              tracking_uri: str | None = None, on_progress: Progress | None = None,
-             inputs: EvalInputs | None = None) -> dict[str, Any]:
+             inputs: EvalInputs | None = None, threads: int | None = None) -> dict[str, Any]:
     """Evaluate a world checkpoint on a held-out dataset; writes the report, plots and videos to `out`.
 
     `inputs` (from `prepare_eval`) skips loading again when the caller already checked the input.
+    `threads` sets torch's intra-op threads for the run (restored after): on a small shared CPU,
+    1 was 14x faster than 2 for the tiny model (docs/eval.md, "Limits").
     Returns the report dict. Top-level keys used by benchmarks: `yaw_sign_agreement`,
     `expansion_agreement`, `psnr_true_vs_shuffled_db` (true minus shuffled, first 2 s),
     `psnr_true_db`, `psnr_shuffled_db`, `psnr_no_action_db`, `rotation_error_deg_true`,
     `rotation_error_deg_no_action`, `rotation_error_deg_shuffled`, `rotation_error_deg_ground_truth`.
     """
-    from training.eval import report as report_mod
+    import torch
 
     options = EvalOptions(clips=clips, seconds=seconds, steps=steps, cfg_text=cfg_text, cfg_action=cfg_action,
                           seed=seed, action_response=action_response, revisit=revisit, videos=videos,
                           mlflow=mlflow, tracking_uri=tracking_uri)
+    before = torch.get_num_threads()
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads {threads}: must be at least 1")
+        torch.set_num_threads(threads)
+    try:
+        return _run(checkpoint, data, out, options, on_progress, inputs)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(checkpoint: str | Path, data: str | Path, out: str | Path, options: EvalOptions,
+         on_progress: Progress | None, inputs: EvalInputs | None) -> dict[str, Any]:
+    from training.eval import report as report_mod
+
+    seconds, videos = options.seconds, options.videos
+    action_response, revisit = options.action_response, options.revisit
     started = time.perf_counter()
     progress = on_progress or (lambda stage, done, total: None)
-    inputs = inputs or prepare_eval(checkpoint, data, clips=clips, seconds=seconds)
+    inputs = inputs or prepare_eval(checkpoint, data, clips=options.clips, seconds=seconds)
     bundle, held_out, frames = inputs.bundle, inputs.held_out, inputs.frames
-    settings = SamplerSettings(steps=steps, cfg_text=cfg_text, cfg_action=cfg_action, seed=seed)
+    settings = SamplerSettings(steps=options.steps, cfg_text=options.cfg_text, cfg_action=options.cfg_action,
+                               seed=options.seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -174,10 +194,10 @@ def run_eval(checkpoint: str | Path, data: str | Path, out: str | Path, *, clips
 
     report = summarise(results, options, bundle, data, frames, wall_s=time.perf_counter() - started)
     report_mod.write_outputs(report, out, side_by_side, response_grid, fps=bundle.fps)
-    if mlflow:
+    if options.mlflow:
         from training.eval import tracking as eval_tracking
 
-        report["mlflow"] = eval_tracking.log_eval(report, out, bundle, tracking_uri=tracking_uri)
+        report["mlflow"] = eval_tracking.log_eval(report, out, bundle, tracking_uri=options.tracking_uri)
         report_mod.write_json(report, out)
     return report
 
