@@ -100,10 +100,3 @@ def test_ray_data_loads_a_mix_in_one_line(tmp_path: Path, ray_session) -> None:
     common = ray.data.read_webdataset(urls, suffixes=["mp4", "json"]).take_all()  # documented line 2: decoded
     assert len(common) == 4 and all(set(row) == {"__key__", "__url__", "mp4", "json"} for row in common)
     assert {row["json"]["source"] for row in common} == {"real", "synthetic"}
-
-
-def test_hugging_face_datasets_loads_a_mix_when_installed(tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets")
-    urls = [str(p) for p in DatasetLayout(mixed_dataset(tmp_path / "mix")).complete_shards()]
-    loaded = datasets.load_dataset("webdataset", data_files={"train": urls}, split="train")
-    assert len(loaded) == 4
