@@ -143,3 +143,37 @@ def test_re_driven_clip_follows_new_actions(clip) -> None:
     poses = np.asarray(turned["poses"]).reshape(-1, 4, 4)
     assert cam.rotation_angle_deg(poses[0][:3, :3].T @ poses[-1][:3, :3]) == pytest.approx(0.0, abs=1e-6)
     assert "actions" not in turned["motion"]  # 45-degree look deltas have no action-string form
+
+
+def _eval_clip(actions: np.ndarray, start_yaw: float):
+    from pipeline.manifest import camera_to_world
+    from training.eval.rollout import EvalClip, path_for
+
+    poses = path_for(actions, camera_to_world([1.0, 2.0, 1.6], start_yaw, 0.0), 1.4, 8.0)
+    return EvalClip(key=f"clip{start_yaw}", caption="", frames=np.zeros((len(actions), 8, 8, 3), np.uint8),
+                    actions=actions, poses=poses, intrinsics=np.eye(3), stride=1, source="shard",
+                    resolved_clip=None, look_deg=3.0, speed_mps=1.4)
+
+
+def test_controls_and_commands() -> None:
+    from pipeline.manifest import parse_action_string
+    from pipeline.manifest.rollout import BACK, FORWARD, YAW
+    from training.eval.rollout import command_actions, path_for
+    from training.eval.run import _shuffled, revisit_actions
+
+    one = _eval_clip(parse_action_string("lw-5,s-4", frames=9), 30.0)
+    two = _eval_clip(parse_action_string("jw-9", frames=9), -80.0)
+    actions, poses = _shuffled(one, two, 8.0)
+    assert np.array_equal(actions, two.actions) and np.allclose(poses[0], one.poses[0])  # re-anchored at the start
+    relative = lambda p: np.linalg.inv(p[0])[None] @ p  # noqa: E731
+    assert np.allclose(relative(poses), relative(two.poses))                          # same motion as the other clip
+    mirrored, _ = _shuffled(one, one, 8.0)                                            # one clip: mirrored actions
+    assert np.array_equal(mirrored[:, YAW], -one.actions[:, YAW])
+    assert np.array_equal(mirrored[:, FORWARD], one.actions[:, BACK])
+
+    left = command_actions("turn_left", 9, 5.0)
+    assert not left[0].any() and np.all(left[1:, YAW] == -5.0)
+    assert np.all(command_actions("back", 9, 5.0)[1:, BACK] == 1.0) and not command_actions("none", 9, 5.0).any()
+    for kind in ("turn", "out_and_back"):  # both return to the start pose at the last frame
+        path = path_for(revisit_actions(kind, 17), one.poses[0], 1.4, 8.0)
+        assert np.allclose(path[-1], path[0], atol=1e-9) and not np.allclose(path[8], path[0], atol=1e-3)

@@ -3,7 +3,8 @@
 Layout of `--out DIR`:
     report.json                     every number (NaN/inf written as null/"inf")
     plots/error_vs_horizon.png      PSNR, SSIM and camera rotation error per second, per control
-    plots/action_response.png       contact sheet: one row per start, the last frame of each command
+    plots/action_response.png       contact sheet: one row per start: the start frame, then the last
+                                    frame of each command's rollout
     videos/<key>.mp4                ground truth | true actions | shuffled | no actions
 """
 from __future__ import annotations
@@ -88,6 +89,7 @@ def write_plots(report: dict[str, Any], out: Path, response_grid: list[list[np.n
         axis.set_xlabel("second of horizon")
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    axes[2].legend(fontsize=8)
     figure.suptitle(f"{Path(report['checkpoint']).name}: {report['clips']} held-out clips", fontsize=10)
     figure.tight_layout()
     horizon = folder / "error_vs_horizon.png"
@@ -100,18 +102,19 @@ def write_plots(report: dict[str, Any], out: Path, response_grid: list[list[np.n
 
 
 def _contact_sheet(grid: list[list[np.ndarray]], path: Path) -> Path:
-    """Rows = starts, columns = commands (last frame of each rollout), with a header row of labels."""
+    """Rows = starts; columns = the start frame, then the last frame of each command's rollout."""
     from PIL import Image, ImageDraw
 
     from training.eval.run import COMMANDS
 
     rows = grid[:16]
+    labels = ("start", *COMMANDS)
     height, width = rows[0][0].shape[:2]
     scale = max(1, 96 // max(height, width))
     cell_h, cell_w, header = height * scale, width * scale, 14
-    sheet = Image.new("RGB", (cell_w * len(COMMANDS), header + cell_h * len(rows)), (20, 20, 20))
+    sheet = Image.new("RGB", (cell_w * len(labels), header + cell_h * len(rows)), (20, 20, 20))
     draw = ImageDraw.Draw(sheet)
-    for column, command in enumerate(COMMANDS):
+    for column, command in enumerate(labels):
         draw.text((column * cell_w + 2, 1), command, fill=(230, 230, 230))
     for row_index, row in enumerate(rows):
         for column, frame in enumerate(row):

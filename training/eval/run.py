@@ -156,12 +156,11 @@ def _run(checkpoint: str | Path, data: str | Path, out: str | Path, options: Eva
         progress(stage, done, total)
 
     for index, clip in enumerate(prepared):
-        other = prepared[(index + 1) % len(prepared)]
         result = ClipResult(clip.key, clip.source)
         videos_of_clip = {"ground_truth": clip.frames}
         conditions = {
             "true": (clip.actions, clip.poses),
-            "shuffled": _shuffled(clip, other),
+            "shuffled": _shuffled(clip, prepared[(index + 1) % len(prepared)], bundle.fps),
             "no_action": (None, None),
         }
         for control, (actions, poses) in conditions.items():
@@ -174,7 +173,7 @@ def _run(checkpoint: str | Path, data: str | Path, out: str | Path, options: Eva
         if index < videos:
             side_by_side[clip.key] = [videos_of_clip[name] for name in ("ground_truth", *CONTROLS)]
         if action_response:
-            row = []
+            row = [clip.frames[0]]
             for command in COMMANDS:
                 actions = command_actions(command, frames, clip.look_deg)
                 poses = path_for(actions, clip.poses[0], clip.speed_mps, bundle.fps)
@@ -208,8 +207,19 @@ def _frames(bundle: ModelBundle, seconds: float) -> int:
     return frames_for(seconds, bundle.fps, bundle.config.vae.temporal_compression)
 
 
-def _shuffled(clip: EvalClip, other: EvalClip) -> tuple[np.ndarray, np.ndarray]:
-    """Another clip's actions and camera path, re-anchored at this clip's first pose."""
+def _shuffled(clip: EvalClip, other: EvalClip, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Another clip's actions and camera path, re-anchored at this clip's first pose.
+
+    With a single held-out clip there is no other clip: its own actions mirrored (turns, strafes
+    and forward/back swapped) are the control instead, with their first-person path.
+    """
+    from pipeline.manifest.rollout import BACK, FORWARD, LEFT, PITCH, RIGHT, YAW
+
+    if other is clip:
+        mirrored = clip.actions.copy()
+        mirrored[:, [FORWARD, BACK, LEFT, RIGHT]] = clip.actions[:, [BACK, FORWARD, RIGHT, LEFT]]
+        mirrored[:, [YAW, PITCH]] *= -1
+        return mirrored, path_for(mirrored, clip.poses[0], clip.speed_mps, fps)
     anchored = clip.poses[0][None] @ np.linalg.inv(other.poses[0])[None] @ other.poses
     return other.actions, anchored
 
