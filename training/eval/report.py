@@ -140,7 +140,7 @@ def summary_table(report: dict[str, Any]):
                         f"at {report['fps']:g} fps, {report['resolution'][0]}x{report['resolution'][1]})")
     for column in ("rollout", "PSNR dB", "SSIM", "rot. err deg", "transl. dir err deg", "CamMC"):
         table.add_column(column, justify="right" if column != "rollout" else "left")
-    for control, label in (*PLOT_CONTROLS, ("ground_truth", "ground truth (estimator floor)")):
+    for control, label in (*PLOT_CONTROLS, ("ground_truth", "ground truth (floor)")):
         fidelity = report["fidelity"].get(control)
         camera = report["camera"][control]
         table.add_row(label,
@@ -156,7 +156,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines = [f"yaw-sign agreement {_fmt(report['yaw_sign_agreement'])}, "
              f"expansion agreement {_fmt(report['expansion_agreement'])} "
              f"({report.get('action_response', {}).get('starts', 0)} starts)",
-             f"PSNR first {report['options']['fidelity_window_s']:g} s: true - shuffled = "
+             f"PSNR first {min(report['options']['fidelity_window_s'], report['seconds']):g} s: true - shuffled = "
              f"{_fmt(report['psnr_true_vs_shuffled_db'])} dB"]
     for kind, values in (report.get("revisit") or {}).items():
         if values.get("trajectories"):
