@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "train": "training.cli:train",
     "encode": "training.cli:encode",
     "sample": "training.cli:sample",
+    "export": "training.cli:export",
     "model": "model.cli:model",
     "demo": "pipeline.demo:demo",
     "eval": "training.eval.cli:eval_group",
