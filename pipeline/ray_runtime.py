@@ -169,13 +169,3 @@ def join(target: RayTarget) -> None:
                         f"({str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__})",
                         hint="check the address (`ray status` on the head prints it) and that the Ray versions match") from None
 
-
-def describe() -> str:
-    """One line for summaries: where Ray runs and whether token auth is on."""
-    import ray
-
-    if not ray.is_initialized():
-        return "Ray not started"
-    context = ray.get_runtime_context()
-    auth = "token auth on" if os.environ.get(AUTH_MODE, "").lower() == "token" else "token auth off"
-    return f"Ray at {context.gcs_address} ({auth})"
