@@ -22,7 +22,7 @@ from pipeline.curate import staging
 from pipeline.curate.config import CurateConfig
 from pipeline.curate.dedupe import DedupeItem, dedupe
 from pipeline.curate.process import CuratedClip, InputResult, source_params
-from pipeline.shards import (DatasetLayout, ShardWriter, code_version, encode_json, encode_npy,
+from pipeline.shards import (DatasetLayout, ShardWriter, code_version, encode_json, encode_npy, key_path,
                              write_dataset_json, write_index)
 
 REJECTS_FILE = "rejects.parquet"
@@ -168,7 +168,7 @@ def finalise(uris: list[str], dataset: Path, config: CurateConfig, failures: dic
         row = _clip_row(result, clip, domain=domain, status=status, reason=",".join(reasons), shard="", extra_params=extra)
         if status == "kept":
             assert folder is not None
-            members = {"mp4": (folder / f"{clip.key}.mp4").read_bytes(),
+            members = {"mp4": key_path(folder, clip.key, ".mp4", where=str(folder)).read_bytes(),
                        "json": _json_member(row, clip, config, clip_model)}
             if clip.embedding:
                 members["clip.npy"] = encode_npy(np.asarray(clip.embedding, np.float32))
