@@ -140,6 +140,7 @@ def test_v2_weights_round_trip_through_an_export(tmp_path: Path) -> None:
     export_checkpoint(folder, tmp_path / "export")
     loaded = ckpt.load_for_inference(tmp_path / "export")
     assert loaded.state["model_overrides"]["attention"] == "diff_v2"
+    assert ckpt.latest_checkpoint(tmp_path / "export") == tmp_path / "export"  # usable as vae_checkpoint too
     from training.sample import build_models
 
     world, _, config = build_models(loaded)

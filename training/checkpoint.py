@@ -352,8 +352,10 @@ def _strip(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def latest_checkpoint(path: Path) -> Path:
-    """`path` itself when it holds state.json, else its newest `checkpoint_*` child."""
-    if (path / "state.json").is_file():
+    """`path` itself when it holds state.json (or is an export), else its newest `checkpoint_*` child."""
+    from training import export
+
+    if (path / "state.json").is_file() or export.is_export(path):
         return path
     candidates = sorted(p for p in path.glob("checkpoint_*") if (p / "state.json").is_file())
     if not candidates:
