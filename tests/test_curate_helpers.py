@@ -109,12 +109,14 @@ def aesthetic_head_path() -> str:
 
 def small_config():
     """Small outputs, two CLIP frames per clip, an aesthetic head, two CPUs per task (fewer
-    model loads on 2 cores). Every Ray test uses this, so workers build their models once."""
-    from pipeline.curate.config import CurateConfig, ModelConfig, OutputConfig, RunConfig, ScoreConfig
+    model loads on 2 cores), and the fast content detector (TransNetV2 runs at ~20-70 frames/s
+    on 2 CPU threads; it has its own tests in test_shots_transnet.py and
+    test_curate_transitions.py). Every Ray test uses this, so workers build their models once."""
+    from pipeline.curate.config import CurateConfig, ModelConfig, OutputConfig, RunConfig, ScoreConfig, ShotConfig
 
     return CurateConfig(output=OutputConfig(height=64), scores=ScoreConfig(frames_sampled=2),
                         models=ModelConfig(aesthetic_head=aesthetic_head_path()),
-                        run=RunConfig(num_cpus_per_task=2))
+                        shots=ShotConfig(detector="content"), run=RunConfig(num_cpus_per_task=2))
 
 
 def real_inputs(folder: Path, realfootage: Path) -> list[str]:
@@ -126,8 +128,19 @@ def real_inputs(folder: Path, realfootage: Path) -> list[str]:
     (folder / "notes.mp4").write_text("not a video\n" * 10)
     listing = folder / "real.txt"
     listing.write_text("# shared real footage\n" + "".join(f"{realfootage / name}\n" for name in REAL_FOOTAGE))
+    tiny = folder / "dot.mp4"                                   # a 1x1-pixel video (issue 14): too_small
+    with av.open(str(tiny), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 1, 1, "yuv444p"
+        for index in range(24):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((1, 1, 3), index * 9, np.uint8), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    (folder / "loop_a.mp4").symlink_to("loop_b.mp4")            # a symbolic-link loop (issue 14): symlink_loop
+    (folder / "loop_b.mp4").symlink_to("loop_a.mp4")
     return [str(listing), str(folder / "copy_hq.mp4"), str(folder / "copy_lq.mp4"),
-            str(folder / "empty.mp4"), str(folder / "notes.mp4")]
+            str(folder / "empty.mp4"), str(folder / "notes.mp4"), str(tiny), str(folder / "loop_a.mp4")]
 
 
 def curated_real(tmp_path_factory, realfootage: Path):

@@ -42,12 +42,12 @@ def test_dataset_is_complete_and_index_matches_shards(dataset):
     assert report.ok, report.problems
     document = read_dataset_json(out / "dataset.json")
     assert document["status"] == "complete" and document["created_by"] == "worldloom curate"
-    assert summary.inputs == 9 and summary.processed_now == 9 and summary.kept == report.samples > 0
+    assert summary.inputs == 11 and summary.processed_now == 11 and summary.kept == report.samples > 0
     assert not (out / "work").exists()
     index = read_index(out / "index.parquet")
     uris = {json.loads(p)["uri"] for p in index["params_json"]}
-    for name in REAL:                                          # every readable file yields clips
-        assert any(u.endswith(name) for u in uris), name
+    for name in REAL:          # every readable file yields clips, except the two that are all fade
+        assert any(u.endswith(name) for u in uris) == (name not in ("fades.mp4", "delayed_start.mp4")), name
     assert set(index["source"]) == {"real"} and set(index["domain"]) == {"real"}
     from pipeline.curate.scores import AestheticHead
 
@@ -60,9 +60,10 @@ def test_bad_inputs_land_in_rejects_with_reasons(dataset):
     out, summary = dataset
     rejects = pq.read_table(out / "rejects.parquet").to_pandas()
     by_name = {Path(u).name: r for u, r in zip(rejects["uri"], rejects["reason"])}
-    assert by_name == {"empty.mp4": "empty_file", "notes.mp4": "not_media"}
+    assert by_name == {"empty.mp4": "empty_file", "notes.mp4": "not_media", "dot.mp4": "too_small",
+                       "loop_a.mp4": "symlink_loop", "delayed_start.mp4": "too_short", "fades.mp4": "too_short"}
     assert all(rejects["detail"].str.len() > 0)
-    assert summary.inputs_rejected == {"empty_file": 1, "not_media": 1}
+    assert summary.inputs_rejected == {"empty_file": 1, "not_media": 1, "too_small": 1, "symlink_loop": 1, "too_short": 2}
 
 
 def test_bitrate_copy_is_removed_as_duplicate_and_nothing_else_is(dataset):

@@ -149,13 +149,20 @@ def test_optional_quality_rejection_and_dedupe_among_survivors(tmp_path, ray_ses
     moving, _ = concatenate_with_cuts([24], seed=21)
     write_video(tmp_path / "moving.mp4", moving)
     write_video(tmp_path / "black.mp4", np.zeros((24, 96, 160, 3), np.uint8))
-    config = small_config().model_copy(update={"filters": FilterConfig(reject_low_quality=True)})
+    # black and frozen frames belong to no clip by default (plan.exclude_black, exclude_frozen_s);
+    # keep them here so the quality filter is what rejects the black clip
+    plan = small_config().plan.model_copy(update={"exclude_black": False, "exclude_frozen_s": None})
+    config = small_config().model_copy(update={"filters": FilterConfig(reject_low_quality=True), "plan": plan})
     run_curate([str(tmp_path / "moving.mp4"), str(tmp_path / "black.mp4")], tmp_path / "out", config, show_progress=False)
     assert verify_dataset(tmp_path / "out").ok
     index = read_index(tmp_path / "out" / "index.parquet").set_index("scene")
     assert index.loc["moving", "status"] == "kept"
     assert index.loc["black", "status"] == "rejected" and "black" in index.loc["black", "reason"].split(",")
     assert index.loc["black", "black_fraction"] == 1.0
+    from pipeline.curate.process import process_input
+
+    excluded = process_input(str(tmp_path / "black.mp4"), small_config(), with_clip=False)
+    assert excluded.reason == "too_short" and excluded.black_stretches == [(0, 24)]   # the default
 
 
 def test_missing_model_files_fail_before_any_work(tmp_path):

@@ -14,8 +14,16 @@ from test_curate_helpers import (HEIGHT, WIDTH, concatenate_with_cuts, dissolve,
                               fade_through_black, segment_frames, write_video)
 
 from pipeline.curate.config import ShotConfig
-from pipeline.curate.shots import analyze_file, black_stretches, find_cuts
+from pipeline.curate.shots import analyze_file as _analyze_file
+from pipeline.curate.shots import black_stretches, find_cuts
 from pipeline.curate.video import iter_frames
+
+CONTENT = ShotConfig(detector="content")
+
+
+def analyze_file(uri, width, height, config=CONTENT):
+    """The content detector (these tests are about it; TransNetV2: test_shots_transnet.py)."""
+    return _analyze_file(uri, width, height, config)
 
 
 @pytest.mark.parametrize("lengths,seed,fps", [
@@ -90,5 +98,5 @@ def test_a_flash_is_not_a_cut_but_a_real_cut_next_to_it_is(tmp_path):
     video = write_video(tmp_path / "flash.mp4", frames)
     cuts = analyze_file(str(video), WIDTH, HEIGHT).cuts
     assert len(cuts) == 1 and abs(cuts[0] - 40) <= 1, cuts
-    no_filter = analyze_file(str(video), WIDTH, HEIGHT, ShotConfig(flash_frames=0)).cuts
+    no_filter = analyze_file(str(video), WIDTH, HEIGHT, ShotConfig(detector="content", flash_frames=0)).cuts
     assert any(14 <= c <= 18 for c in no_filter), no_filter   # the filter is what removed it

@@ -6,6 +6,7 @@ numbers in docs/curate.md (and the field guide) so a user can compare with other
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -17,9 +18,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ShotConfig(_Strict):
-    """Content-based cut detection on downscaled frames (see shots.py)."""
+class InputConfig(_Strict):
+    """What an input must be to be curated at all. A 1x1 video would otherwise be scaled up to
+    a 256-px clip of one colour."""
 
+    min_side_px: int = Field(64, ge=1, le=4096)       # smaller width or height: a `too_small` reject
+
+
+class ShotConfig(_Strict):
+    """Shot boundaries (see shots.py, transnet.py). `detector`: `content` (fast, hard cuts only),
+    `transnetv2` (learned: cuts, fades, dissolves) or `both` (the union); the default and why
+    are in docs/curate.md."""
+
+    detector: Literal["transnetv2", "content", "both"] = "content"     # measured: docs/curate.md
+    gradual: bool = True                                    # content detector: dissolves and fades too (gradual.py)
+    gradual_lengths: list[int] = Field(default_factory=lambda: [4, 8, 12, 16, 24, 32], min_length=0, max_length=12)
+    gradual_min_change: float = Field(0.25, gt=0, le=1)     # histogram distance between the two shots' frames
+    gradual_max_residual: float = Field(0.30, gt=0, le=1)   # frames must be explained by the mix
+    blank_contrast: float = Field(3.0, ge=0, le=255)        # luma std (0..255) below which a frame is flat
+    fade_max_s: float = Field(2.0, gt=0)                    # longest fade ramp on each side of a flat frame
+    transnet_threshold: float = Field(0.4, gt=0, lt=1)      # single-frame head; Cosmos/NeMo 0.4, the paper 0.5
+    transnet_extend_threshold: float = Field(0.3, gt=0, lt=1)  # many-hot head: grows a transition over the whole fade
+    transnet_device: Literal["auto", "cpu", "cuda"] = "auto"
+    transnet_batch_windows: int = Field(8, ge=1, le=256)    # 100-frame windows per forward pass
+    transnet_placement: Literal["auto", "task", "actor"] = "auto"  # auto: actors when Ray has GPUs, else in the task
+    transnet_num_gpus: float = Field(1.0, ge=0, le=8)       # per TransNetV2 actor
     analysis_width: int = Field(64, ge=16, le=512)
     min_score: float = Field(0.30, gt=0, le=1)        # absolute floor of the combined difference
     ratio: float = Field(3.0, gt=1)                   # score / local mean needed for a cut
@@ -34,6 +57,9 @@ class PlanConfig(_Strict):
     min_clip_s: float = Field(0.5, gt=0)
     max_clip_s: float = Field(10.0, gt=0)
     trim_s: float = Field(0.2, ge=0)                  # Cosmos uses 0.5 s for a model-based detector
+    margin_frames: int = Field(2, ge=0)               # and at least this many frames from any boundary
+    exclude_black: bool = True                        # black frames belong to no clip
+    exclude_frozen_s: float | None = Field(1.0, gt=0)  # repeated frames held this long belong to no clip (None: keep)
 
     @model_validator(mode="after")
     def _ordered(self) -> "PlanConfig":
@@ -106,6 +132,7 @@ class RunConfig(_Strict):
 
 
 class CurateConfig(_Strict):
+    inputs: InputConfig = InputConfig()
     shots: ShotConfig = ShotConfig()
     plan: PlanConfig = PlanConfig()
     output: OutputConfig = OutputConfig()

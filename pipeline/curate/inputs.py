@@ -4,6 +4,12 @@ An argument may be a video file, a folder (searched recursively for video extens
 list (`.txt`/`.lst`, one path or URI per line, `#` comments) or a Parquet file with a `path`,
 `uri` or `url` column. Remote URIs (s3://, gs://, http://, ...) are kept as URIs and opened
 through fsspec later; local paths become absolute.
+
+Symbolic links are followed to what they point at, except a link that cannot be resolved (a
+loop, or a link to nothing) inside a folder or a list: it is kept as the link's own path, so
+the probe records it in rejects with its reason (`symlink_loop`, `missing`) instead of the
+input vanishing silently. Folder walks never descend into linked folders (a link to an
+ancestor would otherwise recurse forever).
 """
 from __future__ import annotations
 
@@ -48,13 +54,37 @@ def _from_list(path: Path) -> list[str]:
     return entries
 
 
+def _absolute(path: Path) -> str:
+    """The resolved path, or for a path that cannot be resolved (a link loop: RuntimeError on
+    Python 3.11, OSError later; a dangling link; a missing file) the path itself, made
+    absolute through its folder, so a reject names what the user wrote."""
+    try:
+        return str(path.resolve(strict=True))
+    except (RuntimeError, OSError):
+        return str(path.parent.resolve() / path.name)
+
+
 def _resolve_relative(entry: str, base: Path) -> str:
     if is_remote(entry):
         return entry
     candidate = Path(_local(entry)).expanduser()
     if not candidate.is_absolute():
         candidate = base / candidate
-    return str(candidate.resolve())
+    return _absolute(candidate)
+
+
+def _walk(folder: Path) -> list[str]:
+    """Video files under `folder` (hidden names skipped), plus every link that does not
+    resolve (reported later as a reject). Linked folders are not entered."""
+    found: list[str] = []
+    for child in sorted(folder.rglob("*")):
+        if child.name.startswith("."):
+            continue
+        if child.is_symlink() and not child.exists():        # a loop or a dangling link
+            found.append(_absolute(child))
+        elif child.is_file() and child.suffix.lower() in VIDEO_EXTENSIONS:
+            found.append(str(child.resolve()))
+    return found
 
 
 def expand_inputs(arguments: list[str]) -> list[str]:
@@ -68,15 +98,15 @@ def expand_inputs(arguments: list[str]) -> list[str]:
             continue
         path = Path(_local(argument)).expanduser()
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in VIDEO_EXTENSIONS and not child.name.startswith("."):
-                    found.append(str(child.resolve()))
+            found.extend(_walk(path))
         elif path.suffix.lower() == ".parquet" and path.is_file():
             found.extend(_resolve_relative(e, path.parent) for e in _from_parquet(path))
         elif path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
             found.extend(_resolve_relative(e, path.parent) for e in _from_list(path))
         elif path.exists():
             found.append(str(path.resolve()))   # an explicit file: probe decides whether it is video
+        elif path.is_symlink():
+            found.append(_absolute(path))       # a link loop or a dangling link: a reject with its reason
         else:
             raise UserError(f"{argument}: no such file or folder", hint="check the INPUT path")
     return sorted(set(found))

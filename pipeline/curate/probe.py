@@ -6,6 +6,7 @@ later stages count decoded frames.
 """
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import asdict, dataclass
 
@@ -48,7 +49,8 @@ class Probe:
 # FFmpeg will "decode" any text file as ANSI art through these demuxers; that is never footage.
 TEXT_DEMUXERS = frozenset({"tty", "ansi", "bin", "xbin", "adf", "idf", "srt", "ass", "webvtt"})
 
-REJECT_REASONS = ("missing", "empty_file", "not_media", "no_video_stream", "unsupported_codec", "no_decodable_frames", "too_short", "decode_error")
+REJECT_REASONS = ("missing", "symlink_loop", "empty_file", "not_media", "no_video_stream", "unsupported_codec",
+                  "no_decodable_frames", "too_small", "too_short", "decode_error")
 
 
 def probe(uri: str) -> Probe:
@@ -56,6 +58,13 @@ def probe(uri: str) -> Probe:
     if not is_remote(uri):
         path = uri[len("file://"):] if uri.startswith("file://") else uri
         if not os.path.exists(path):
+            if os.path.islink(path):
+                try:
+                    os.stat(path)
+                except OSError as error:
+                    if error.errno == errno.ELOOP:
+                        return _reject(result, "symlink_loop", f"symbolic link loop: {os.readlink(path)!r} leads back to itself")
+                return _reject(result, "missing", f"dangling symbolic link to {os.readlink(path)!r}")
             return _reject(result, "missing", "file does not exist")
         result.size_bytes = os.path.getsize(path)
         if result.size_bytes == 0:

