@@ -37,9 +37,12 @@ class HeldOutClip:
     resolved_clip: dict | None    # the ResolvedClip the clip was rendered from (None: cannot be re-rendered)
 
 
-def load_held_out(data: str | Path, clips: int) -> list[HeldOutClip]:
+def load_held_out(data: str | Path, clips: int, *, fps: float | None = None, frames: int | None = None
+                  ) -> list[HeldOutClip]:
     """The first `clips` synthetic clips with actions and poses, in shard (key) order.
 
+    With the model's `fps` and the rollout's `frames`, only the source frames a rollout of that
+    length covers are decoded (memory bounded by the horizon, not by the stored clip's length).
     UserError when the folder is not a dataset or no clip has actions (real footage).
     """
     from pipeline.encode import decode_mp4
@@ -58,14 +61,16 @@ def load_held_out(data: str | Path, clips: int) -> list[HeldOutClip]:
         meta = sample.get("json") or {}
         if "actions.npy" not in sample or "poses.npy" not in sample or "mp4" not in sample:
             continue
-        frames = decode_mp4(sample["mp4"])
-        count = min(len(frames), len(sample["actions.npy"]), len(sample["poses.npy"]))
+        clip_fps = float(meta.get("fps") or 0.0) or _probe_fps(sample["mp4"])
+        limit = None if fps is None or frames is None else (frames - 1) * max(1, round(clip_fps / fps)) + 1
+        decoded = decode_mp4(sample["mp4"], max_frames=limit)
+        count = min(len(decoded), len(sample["actions.npy"]), len(sample["poses.npy"]))
         K = np.asarray(sample.get("intrinsics.npy", np.eye(3)), dtype=np.float64)
         found.append(HeldOutClip(
-            key=sample["__key__"], caption=str(meta.get("caption", "")), frames=frames[:count],
+            key=sample["__key__"], caption=str(meta.get("caption", "")), frames=decoded[:count],
             actions=np.asarray(sample["actions.npy"][:count], dtype=np.float32),
             poses=np.asarray(sample["poses.npy"][:count], dtype=np.float64),
-            intrinsics=K[0] if K.ndim == 3 else K, fps=float(meta.get("fps") or 0.0) or _probe_fps(sample["mp4"]),
+            intrinsics=K[0] if K.ndim == 3 else K, fps=clip_fps,
             resolved_clip=meta.get("resolved_clip")))
         if len(found) >= clips:
             break

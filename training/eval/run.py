@@ -81,8 +81,8 @@ def prepare_eval(checkpoint: str | Path, data: str | Path, *, clips: int = 32, s
     if not data.exists():  # before loading the model: the cheap check first
         raise UserError(f"--data {data}: folder not found", hint="pass a dataset folder written by worldloom generate")
     bundle = load_model(str(checkpoint))
-    held_out = groundtruth.load_held_out(data, clips)
     frames = _frames(bundle, seconds)
+    held_out = groundtruth.load_held_out(data, clips, fps=bundle.fps, frames=frames)
     for clip in held_out:  # a horizon past the stored clip needs a clip the procedural backend can re-drive
         needed = (frames - 1) * max(1, round(clip.fps / bundle.fps)) + 1
         rig = ((clip.resolved_clip or {}).get("camera") or {}).get("rig")
