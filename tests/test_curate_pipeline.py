@@ -42,6 +42,10 @@ def test_dataset_is_complete_and_index_matches_shards(dataset):
     assert report.ok, report.problems
     document = read_dataset_json(out / "dataset.json")
     assert document["status"] == "complete" and document["created_by"] == "worldloom curate"
+    by_file = {Path(entry["uri"]).name: entry for entry in document["inputs"]}
+    assert by_file["issue-134-rotate.mp4"]["transitions"] == [[90, 90], [210, 210]]     # hard cuts: [c, c)
+    assert by_file["issue-134-rotate.mp4"]["detector"] == "content"
+    assert by_file["fades.mp4"]["transitions"] and by_file["fades.mp4"]["black_stretches"]
     assert summary.inputs == 11 and summary.processed_now == 11 and summary.kept == report.samples > 0
     assert not (out / "work").exists()
     index = read_index(out / "index.parquet")
