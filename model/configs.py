@@ -230,7 +230,13 @@ CONFIGS: dict[str, WorldModelConfig] = {c.name: c for c in (_TINY, _SMALL, _BASE
 
 def get_config(name: str, **overrides: object) -> WorldModelConfig:
     """The named config; keyword overrides replace top-level fields (frames, fps, height, width),
-    and `attention` replaces `dit.attention` (checkpoints and exports store it this way)."""
+    and `attention` replaces `dit.attention` (checkpoints and exports store it this way).
+
+    `NAME:VARIANT` selects the attention variant by name, e.g. "2.6b:diff_v2", so a training
+    config's `model:` field can pick V2 without a field of its own."""
+    if ":" in name:
+        name, variant = name.split(":", 1)
+        overrides.setdefault("attention", variant)
     if name not in CONFIGS:
         raise UserError(f"model config {name!r} is unknown: use one of {', '.join(CONFIGS)}")
     config = CONFIGS[name]

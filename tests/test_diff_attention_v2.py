@@ -154,3 +154,7 @@ def test_attention_option_is_validated() -> None:
     with pytest.raises(UserError, match="dit.attention"):
         get_config("tiny", attention="diff_v3")
     assert isinstance(make_attention("diff_v1", 64, 4, 8, 0), DifferentialAttention)
+    assert get_config("tiny:diff_v2").dit.attention == "diff_v2"  # what a train config's `model:` may say
+    assert get_config("tiny:diff_v2", attention="diff_v1").dit.attention == "diff_v1"  # explicit wins
+    with pytest.raises(UserError, match="dit.attention"):
+        get_config("tiny:v9")
