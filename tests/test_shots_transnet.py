@@ -5,8 +5,14 @@ from __future__ import annotations
 import random
 import socket
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_curate_helpers import write_video  # noqa: E402
 
 from pipeline.curate import transnet
 from pipeline.curate.transnet import (CONTEXT, INPUT_HEIGHT, INPUT_WIDTH, STEP, WINDOW, TransNetPredictions,
@@ -120,15 +126,16 @@ def test_transitions_are_seeded_by_the_cut_head_and_grown_by_the_many_hot_head()
 
 
 @pytest.mark.timeout(120)
-def test_actor_stage_serves_the_same_predictions(ray_session, detector):
+def test_actor_stage_serves_the_same_predictions(ray_session, detector, tmp_path):
     """`shots.transnet_placement: actor` runs TransNetV2 as its own Ray stage (on a GPU when
     Ray has one; here on the CPU); a task's windows come back with the same numbers."""
     import ray
 
     from pipeline.curate.config import CurateConfig, ShotConfig
-    from pipeline.curate.run import _transnet_actors
+    from pipeline.curate.run import _transnet_actors, actor_predictor
+    from pipeline.curate.shots import analyze_file
 
-    config = CurateConfig(shots=ShotConfig(transnet_placement="actor", transnet_device="cpu"))
+    config = CurateConfig(shots=ShotConfig(detector="transnetv2", transnet_placement="actor", transnet_device="cpu"))
     actors = _transnet_actors(config, pending=3)
     try:
         assert len(actors) == 1
@@ -138,9 +145,17 @@ def test_actor_stage_serves_the_same_predictions(ray_session, detector):
         np.testing.assert_allclose(remote_cut, local_cut, atol=1e-5)
         np.testing.assert_allclose(remote_transition, local_transition, atol=1e-5)
         assert ray.get(actors[0].describe.remote())["device"] == "cpu"
+        # a curate task streams its windows to the actor: same boundaries as in-process
+        frames = np.concatenate([np.full((30, 96, 160, 3), 40, np.uint8), np.full((30, 96, 160, 3), 200, np.uint8)])
+        video = write_video(tmp_path / "two.mp4", frames + np.random.default_rng(2).integers(0, 9, frames.shape, dtype=np.uint8))
+        shots = ShotConfig(detector="transnetv2")
+        remote = analyze_file(str(video), 160, 96, shots, transnet=actor_predictor(actors, str(video)))
+        local = analyze_file(str(video), 160, 96, shots)
+        np.testing.assert_allclose(remote.transnet.cut, local.transnet.cut, atol=1e-5)
+        assert remote.transitions == local.transitions and any(abs(b - 30) <= 1 for _, b in remote.transitions)
     finally:
         for actor in actors:
             ray.kill(actor)
     assert _transnet_actors(CurateConfig(shots=ShotConfig(detector="content", transnet_placement="actor")), 3) == []
     if not ray.cluster_resources().get("GPU"):
-        assert _transnet_actors(CurateConfig(), 3) == []        # auto: in the task when Ray has no GPU
+        assert _transnet_actors(CurateConfig(shots=ShotConfig(detector="both")), 3) == []   # auto: in the task without GPUs

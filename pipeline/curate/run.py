@@ -63,23 +63,29 @@ def _transnet_actors(config: CurateConfig, pending: int) -> list[Any]:
     return [actor_class.remote(device, shots.transnet_batch_windows) for _ in range(min(count, max(pending, 1)))]
 
 
+def actor_predictor(actors: list[Any] | None, uri: str) -> Any:
+    """A window predictor that sends TransNetV2 batches to one of the stage's actors (chosen by
+    the input, so retries land on the same one), or None to run the network in the task."""
+    if not actors:
+        return None
+    import zlib
+
+    import ray
+
+    actor = actors[zlib.crc32(uri.encode()) % len(actors)]
+
+    def predict(windows: Any) -> tuple[Any, Any]:
+        return ray.get(actor.predict_windows.remote(windows))
+
+    return predict
+
+
 def _curate_task(uri: str, config_json: str, dataset: str, actors: list[Any] | None = None) -> dict[str, Any]:
     """Runs inside a Ray worker: curate one input and stage it. Returns a small summary."""
     from pipeline.curate.process import process_input
 
     config = CurateConfig.model_validate_json(config_json)
-    transnet = None
-    if actors:
-        import zlib
-
-        import ray
-
-        actor = actors[zlib.crc32(uri.encode()) % len(actors)]
-
-        def transnet(windows: Any) -> tuple[Any, Any]:
-            return ray.get(actor.predict_windows.remote(windows))
-
-    result = process_input(uri, config, transnet=transnet)
+    result = process_input(uri, config, transnet=actor_predictor(actors, uri))
     staging.stage_result(Path(dataset), result)
     return {"uri": uri, "reason": result.reason, "clips": len(result.clips), "seconds": result.seconds,
             "duration_s": result.duration_s}
