@@ -139,3 +139,21 @@ def test_a_workers_one_line_error_is_unwrapped_from_ray_train() -> None:
     wrapped = WorkerGroupError("rank 1 failed", {1: UserExceptionWithTraceback(starved, "Traceback ...")})
     assert worker_user_error(wrapped) is starved
     assert worker_user_error(WorkerGroupError("oom", {0: MemoryError()})) is None
+
+
+def test_train_command_refuses_a_starved_rank_in_one_red_line(tmp_path: Path, capsys) -> None:
+    """The issue's hang: `train --num-workers 2` on a dataset where rank 1's share is too short."""
+    import yaml
+
+    from pipeline.cli import main as cli_main
+
+    folder = write_dataset(tmp_path / "short", [12, 4, 12, 4], per_shard=4)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"stage": "vae", "model": "tiny", "steps": 1, "storage_path": str(tmp_path / "runs"),
+                                      "data": {"frames": 8, "fps": FPS, "resolution": [SIZE, SIZE]}}))
+    with pytest.raises(SystemExit) as caught:
+        cli_main(["train", str(config), "--data", str(folder), "--num-workers", "2"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert caught.value.code == 1 and len(errors) == 1 and "Traceback" not in err
+    assert "rank 1 would get no clip long enough" in errors[0] and "per rank [2, 0]" in errors[0]
