@@ -301,7 +301,7 @@ MERGE_GAP = 2   # boundaries this close are one (a 1-2 frame hole cannot make a 
 
 
 def merge_ranges(ranges: list[tuple[int, int]], gap: int = 1) -> list[tuple[int, int]]:
-    """Sorted union of frame ranges; ranges less than `gap` frames apart become one (a content
+    """Sorted union of frame ranges; ranges at most `gap` frames apart become one (a content
     cut at c and TransNetV2's flag on frame c - 1 are the same boundary)."""
     merged: list[tuple[int, int]] = []
     for start, end in sorted(ranges):
