@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/bench_curate.py [--folder ../shared/realfootage] [--repeat 3] [--cpus 2]
 
-1. Shot detection frames/s on each real file: worldloom's detector (PyAV decode, 64-px
-   analysis frames, HSV histogram + edge change, adaptive threshold) against PySceneDetect's
+1. Shot detection frames/s on each real file: worldloom's content detector (PyAV decode, 64-px
+   analysis frames, HSV histogram + edge change, adaptive threshold, plus the gradual-transition
+   mix fits of gradual.py; accuracy and TransNetV2: bench_shots.py) against PySceneDetect's
    ContentDetector (default threshold 27, OpenCV backend, its automatic downscale) on the
    same file in the same process; prints the ratio (ours / theirs) and both cut lists.
    PySceneDetect is not a project dependency: `pip install scenedetect` into the venv first,
