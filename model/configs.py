@@ -73,7 +73,7 @@ class VAEConfig:
 @dataclass(frozen=True)
 class TextConfig:
     """Frozen open_clip text tower. `model_name` is an open_clip config name or "custom" (uses the
-    explicit sizes below). `weights_path` is a local open_clip checkpoint; None = random init
+    explicit sizes below). `weights_path` is a local open_clip checkpoint (.safetensors); None = random init
     (tests, meta-device counting). Nothing is ever downloaded."""
 
     model_name: str = "custom"

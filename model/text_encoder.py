@@ -3,8 +3,9 @@
 Only the text transformer is built (no vision tower). `TextConfig.model_name` is an open_clip
 model config name (e.g. "ViT-B-32"), whose `text_cfg` sets the sizes, or "custom" for the small
 explicit sizes used by the tiny config. `TextConfig.weights_path` is a local open_clip/CLIP
-checkpoint; its text keys are loaded. Without a path the tower is randomly initialised (tests,
-meta-device counting): nothing is ever downloaded.
+checkpoint in safetensors format (never a pickle: see `model.weights_file`); its text keys are
+loaded. Without a path the tower is randomly initialised (tests, meta-device counting): nothing
+is ever downloaded.
 """
 from __future__ import annotations
 
@@ -68,12 +69,13 @@ class TextEncoder(nn.Module):
         return super().train(False)  # frozen: dropout etc. stay off
 
     def load_weights(self, path: Path) -> None:
-        if not path.is_file():
-            raise UserError(f"text.weights_path={path}: file not found; give a local open_clip checkpoint")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        state = {key.removeprefix("module."): value for key, value in state.items()}
+        """The text keys of a local open_clip checkpoint in safetensors format (never unpickled)."""
+        from model.weights_file import WeightsFileError, load_state_dict
+
+        try:
+            state = load_state_dict(path)
+        except WeightsFileError as error:
+            raise UserError(f"text.weights_path={error.message}", hint=error.hint) from None
         text_state = {key: value for key, value in state.items() if key.startswith(_TEXT_PREFIXES)}
         missing, _ = self.tower.load_state_dict(text_state, strict=False)
         missing = [key for key in missing if key != "attn_mask"]

@@ -102,8 +102,10 @@ def aesthetic_head_path() -> str:
         generator = torch.Generator().manual_seed(0)
         state = {"layers.0.weight": torch.randn(16, 512, generator=generator), "layers.0.bias": torch.zeros(16),
                  "layers.2.weight": torch.randn(1, 16, generator=generator) * 0.1, "layers.2.bias": torch.tensor([5.0])}
-        torch.save(state, folder / "head.pth")
-        _BUILT["head"] = str(folder / "head.pth")
+        from safetensors.torch import save_file
+
+        save_file(state, folder / "head.safetensors")
+        _BUILT["head"] = str(folder / "head.safetensors")
     return str(_BUILT["head"])
 
 

@@ -83,6 +83,7 @@ def test_captions_sidecar_json_then_placeholder(tmp_path):
 
 def test_aesthetic_head_is_a_stack_of_linear_layers(tmp_path):
     import torch
+    from safetensors.torch import save_file
 
     rng = np.random.default_rng(0)
     shapes = [(16, 8), (4, 16), (1, 4)]
@@ -90,8 +91,8 @@ def test_aesthetic_head_is_a_stack_of_linear_layers(tmp_path):
     for number, (rows, cols) in zip((0, 2, 4), shapes):
         state[f"layers.{number}.weight"] = torch.tensor(rng.normal(size=(rows, cols)), dtype=torch.float32)
         state[f"layers.{number}.bias"] = torch.tensor(rng.normal(size=rows), dtype=torch.float32)
-    path = tmp_path / "head.pth"
-    torch.save(state, path)
+    path = tmp_path / "head.safetensors"
+    save_file(state, path)
     head = AestheticHead(str(path), expected_dim=8)
     vector = rng.normal(size=8).astype(np.float32)
     x = vector / np.linalg.norm(vector)
@@ -180,13 +181,14 @@ def test_missing_model_files_fail_before_any_work(tmp_path):
 
 def test_an_aesthetic_head_for_another_clip_width_fails_before_any_work(tmp_path):
     import torch
+    from safetensors.torch import save_file
 
     from pipeline.curate.config import ModelConfig
     from pipeline.curate.run import check_models
 
-    head = tmp_path / "laion_vit_l14.pth"
-    torch.save({"layers.0.weight": torch.zeros(16, 768), "layers.0.bias": torch.zeros(16),
-                "layers.2.weight": torch.zeros(1, 16), "layers.2.bias": torch.zeros(1)}, head)
+    head = tmp_path / "laion_vit_l14.safetensors"
+    save_file({"layers.0.weight": torch.zeros(16, 768), "layers.0.bias": torch.zeros(16),
+               "layers.2.weight": torch.zeros(1, 16), "layers.2.bias": torch.zeros(1)}, head)
     config = small_config().model_copy(update={"models": ModelConfig(aesthetic_head=str(head))})
     with pytest.raises(UserError, match="takes 768-d embeddings but the CLIP model gives 512"):
         check_models(config)

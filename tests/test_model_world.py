@@ -209,8 +209,10 @@ def test_text_tower_loads_local_weights_and_stays_frozen(tmp_path) -> None:
 
     torch.manual_seed(3)
     source = TextEncoder(TextConfig())
-    path = tmp_path / "clip.pt"
-    torch.save({"state_dict": {f"module.{k}": v for k, v in source.tower.state_dict().items()}}, path)
+    from safetensors.torch import save_file
+
+    path = tmp_path / "clip.safetensors"
+    save_file({f"module.{k}": v.contiguous() for k, v in source.tower.state_dict().items()}, path)
     torch.manual_seed(4)
     loaded = TextEncoder(replace(TextConfig(), weights_path=str(path)))
     fresh = TextEncoder(TextConfig())
@@ -222,3 +224,7 @@ def test_text_tower_loads_local_weights_and_stays_frozen(tmp_path) -> None:
     assert not any(p.requires_grad for p in loaded.parameters())
     with pytest.raises(UserError, match="weights_path"):
         TextEncoder(replace(TextConfig(), weights_path=str(tmp_path / "missing.pt")))
+    pickled = tmp_path / "clip.pt"  # a pickle checkpoint is refused by content, never unpickled
+    torch.save(source.tower.state_dict(), pickled)
+    with pytest.raises(UserError, match=r"text.weights_path=.*clip.pt: a torch.save zip \(pickle\) file.*save_file"):
+        TextEncoder(replace(TextConfig(), weights_path=str(pickled)))

@@ -49,8 +49,8 @@ def _windows(sample: dict[str, Any], spec: WindowSpec, limit: int) -> list[Windo
     meta = json.loads(sample["json"]) if "json" in sample else {}
     video = OpenVideo(sample["mp4"])
     num_frames = len(video)
-    arrays = {name: np.load(io.BytesIO(sample[name])) for name in ("poses.npy", "actions.npy", "intrinsics.npy")
-              if name in sample}
+    arrays = {name: np.load(io.BytesIO(sample[name]), allow_pickle=False)
+              for name in ("poses.npy", "actions.npy", "intrinsics.npy") if name in sample}
     for name in ("poses.npy", "actions.npy"):
         if name in arrays:
             num_frames = min(num_frames, len(arrays[name]))

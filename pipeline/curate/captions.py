@@ -1,6 +1,6 @@
 """Captions for real clips, from the best source available.
 
-1. CoCa through open_clip, when local CoCa weights are configured (needs `transformers` for
+1. CoCa through open_clip, when local CoCa weights (.safetensors) are configured (needs `transformers` for
    `generate()`; absent here, so this path is only exercised where it is installed).
 2. A sidecar next to the video: `NAME.txt` (whole text) or `NAME.json` with a `caption`
    (or `text`) string; `NAME.mp4.txt` / `NAME.mp4.json` are accepted too.
@@ -70,14 +70,19 @@ def sidecar_caption(uri: str) -> Caption | None:
 
 
 class CocaCaptioner:
-    """open_clip CoCa from local weights; captions the middle frame of a clip."""
+    """open_clip CoCa from local .safetensors weights; captions the middle frame of a clip."""
 
     def __init__(self, model_name: str, weights: str) -> None:
         import open_clip
         import torch
 
+        from pipeline.embed import load_clip_weights
+
         torch.set_num_threads(1)
-        self.model, _, self.preprocess = open_clip.create_model_and_transforms(model_name, pretrained=weights)
+        # Built without `pretrained` (open_clip would torch.load a pickle file), then the
+        # safetensors weights are loaded by worldloom: nothing unpickles the user's file.
+        self.model, _, self.preprocess = open_clip.create_model_and_transforms(model_name)
+        load_clip_weights(self.model, weights, field="config models.coca_weights", model_name=model_name)
         self.model.eval()
 
     def caption(self, frames: np.ndarray) -> Caption:

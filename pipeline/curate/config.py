@@ -93,8 +93,8 @@ class ModelConfig(_Strict):
     """Local model files only; nothing is downloaded."""
 
     clip_model: str = "ViT-B-32"
-    clip_weights: str | None = None                   # None: random init (tests, offline runs)
-    aesthetic_head: str | None = None                 # LAION-style MLP state dict (.pth/.pt)
+    clip_weights: str | None = None                   # .safetensors (or local-dir:); None: random init
+    aesthetic_head: str | None = None                 # LAION-style MLP state dict (.safetensors)
     coca_model: str = "coca_ViT-B-32"
     coca_weights: str | None = None
 

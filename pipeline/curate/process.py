@@ -104,7 +104,7 @@ class Models:
             self.embedder = ClipEmbedder(EmbedSettings(
                 model=config.models.clip_model, weights=config.models.clip_weights,
                 frames=config.scores.frames_sampled, seed=config.run.seed,
-            ))
+            ), field="models.clip_weights")
             if config.models.aesthetic_head:
                 import open_clip
 

@@ -175,6 +175,10 @@ def check_models(config: CurateConfig) -> None:
         if value and not Path(local).exists():
             raise UserError(f"config models.{field_name}: {value} does not exist",
                             hint="point it at a local file (nothing is downloaded) or remove it")
+    from pipeline.embed import check_clip_weights
+
+    for field_name in ("clip_weights", "coca_weights"):  # safetensors only (never unpickled): say it now
+        check_clip_weights(getattr(models, field_name), field=f"config models.{field_name}")
     if models.aesthetic_head:  # a head for another CLIP width would fail every input: say it now
         import open_clip
 

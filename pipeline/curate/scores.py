@@ -6,7 +6,7 @@ so curated and generated clips are scored identically. Added here:
 * `motion`: mean absolute luma difference between frames 1/4 s apart (up to 16 pairs), on a 0-1 scale and
   multiplied by 10 so that typical handheld footage lands near 0.1-1 (a static shot ~0.01).
   Frame-rate independent, unlike consecutive-frame differences.
-* `aesthetic`: a LAION-style MLP head (local file) on the L2-normalised CLIP embedding,
+* `aesthetic`: a LAION-style MLP head (local .safetensors file) on the L2-normalised CLIP embedding,
   1-10 scale; absent (null) without a head file.
 * `clip_text_similarity`: cosine between the clip embedding and the caption's text
   embedding, only for captions that are not placeholders.
@@ -61,23 +61,21 @@ class AestheticHead:
     """A LAION improved-aesthetic-predictor style head: a stack of linear layers (no
     activations) on the L2-normalised CLIP image embedding, giving a 1-10 score.
 
-    Loads a torch state dict whose keys are `<prefix>.<n>.weight/bias` (e.g. `layers.0.weight`,
-    `layers.2.weight`, ..., as the LAION file has); the layers are applied in order of n.
+    Loads a state dict from a .safetensors file (never a pickle: `model.weights_file`) whose
+    keys are `<prefix>.<n>.weight/bias` (e.g. `layers.0.weight`, `layers.2.weight`, ..., as the
+    LAION file has); the layers are applied in order of n.
     """
 
     def __init__(self, path: str, *, expected_dim: int | None = None) -> None:
         import re
 
-        import torch
-
+        from model.weights_file import WeightsFileError, load_state_dict
         from pipeline.errors import UserError
 
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError) as error:
-            raise UserError(f"{path}: cannot read aesthetic head ({error})", hint="models.aesthetic_head must be a torch state dict file") from None
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
+            state = load_state_dict(path)
+        except WeightsFileError as error:
+            raise UserError(f"config models.aesthetic_head: {error.message}", hint=error.hint) from None
         layers: dict[int, dict[str, np.ndarray]] = {}
         for name, tensor in state.items():
             match = re.search(r"(\d+)\.(weight|bias)$", name)

@@ -103,6 +103,10 @@ def _run_generate(manifests: list[Path], config: GenerateConfig, on_event: Event
     layout = DatasetLayout(Path(config.out))
     infos = plan_manifests([Path(m) for m in manifests])
     config = config.model_copy(update={"endpoints": render_endpoints(infos, list(config.endpoints))})
+    if config.clip.enabled:  # a missing or pickle checkpoint fails now, not inside an actor
+        from pipeline.embed import check_clip_weights
+
+        check_clip_weights(config.clip.weights, field="generate config clip.weights")
     existing = check_writable_here(layout, "worldloom generate")
     if config.overwrite:
         remove_dataset(layout, _previous_rows(layout).values() if existing else ())
