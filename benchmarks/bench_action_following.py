@@ -124,7 +124,8 @@ def probe(checkpoint: str, data: Path, clips: int, seconds: float) -> dict[str, 
             "rotation_error_deg_true": None, "rotation_error_deg_no_action": None}
 
 
-def evaluate(checkpoint: str, data: Path, out: Path, clips: int, seconds: float) -> dict[str, Any]:
+def evaluate(checkpoint: str, data: Path, out: Path, clips: int, seconds: float, steps: int,
+             cfg_text: float, cfg_action: float) -> dict[str, Any]:
     try:
         from training.eval import run_eval
     except ImportError:
@@ -135,7 +136,8 @@ def evaluate(checkpoint: str, data: Path, out: Path, clips: int, seconds: float)
             return probe(checkpoint, data, clips, seconds)
     try:
         # revisit trajectories (a full turn on the spot) are not part of the aims and cost the most
-        report = run_eval(checkpoint, data, out, clips=clips, seconds=seconds, revisit=False, videos=2)
+        report = run_eval(checkpoint, data, out, clips=clips, seconds=seconds, steps=steps, cfg_text=cfg_text,
+                          cfg_action=cfg_action, revisit=False, videos=2)
     except Exception as error:  # keep the training's result: fall back to the probe, say so
         import traceback
 
@@ -176,6 +178,10 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=32, help="held-out starts to evaluate (>= 32 for the aim)")
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--skip-generate", action="store_true", help="reuse --out/data as it is")
+    parser.add_argument("--eval-steps", type=int, default=4, help="Euler steps per chunk in the eval rollouts")
+    parser.add_argument("--cfg-text", type=float, default=1.0,
+                        help="text guidance in the eval (1 = off: captions do not carry the actions)")
+    parser.add_argument("--cfg-action", type=float, default=1.5)
     args = parser.parse_args()
 
     import ray
@@ -219,7 +225,8 @@ def main() -> None:
 
     log(f"evaluate on {args.clips} held-out starts")
     t0 = time.perf_counter()
-    report = evaluate(world.checkpoint, heldout_data, out / f"eval-{run_tag}", args.clips, args.seconds)
+    report = evaluate(world.checkpoint, heldout_data, out / f"eval-{run_tag}", args.clips, args.seconds,
+                      args.eval_steps, args.cfg_text, args.cfg_action)
     timings["eval_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
 
