@@ -157,3 +157,42 @@ def test_train_command_refuses_a_starved_rank_in_one_red_line(tmp_path: Path, ca
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert caught.value.code == 1 and len(errors) == 1 and "Traceback" not in err
     assert "rank 1 would get no clip long enough" in errors[0] and "per rank [2, 0]" in errors[0]
+
+
+@pytest.mark.parametrize("how", ["ctrl_c", "sigterm"])
+def test_an_interrupted_run_is_marked_killed_and_names_where_to_resume(tmp_path: Path, capsys, monkeypatch, how) -> None:
+    """Ctrl-C or SIGTERM during fit: the MLflow run ends KILLED (not FAILED) and one line says how to resume.
+
+    Only Ray Train's `fit` is replaced (by one that is interrupted); preflight, MLflow and the
+    checkpoint lookup are the real ones."""
+    import os
+    import signal
+    import time
+
+    from mlflow import MlflowClient
+
+    import training.trainer as trainer_module
+    from training.config import DataSource, parse_config
+
+    class InterruptedFit:
+        def fit(self):
+            if how == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises before this returns
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module, "init_ray", lambda *args, **kwargs: None)
+    monkeypatch.setattr(trainer_module, "build_trainer", lambda *args, **kwargs: InterruptedFit())
+    folder = write_dataset(tmp_path / "data", [12, 12], per_shard=2)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = parse_config({"stage": "vae", "model": "tiny", "steps": 1, "storage_path": str(tmp_path / "runs"),
+                           "data": {"frames": 8, "fps": FPS, "resolution": [SIZE, SIZE]},
+                           "scaling": {"num_workers": 1}, "mlflow": {"tracking_uri": uri}})
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        trainer_module.train(config, [DataSource(path=str(folder))])
+    assert signal.getsignal(signal.SIGTERM) == previous  # the handler is restored
+    runs = MlflowClient(uri).search_runs([e.experiment_id for e in MlflowClient(uri).search_experiments()])
+    assert [run.info.status for run in runs] == ["KILLED"]
+    err = capsys.readouterr().err
+    assert "KILLED" in err and "no checkpoint was saved yet" in err and "--resume" in err

@@ -14,12 +14,14 @@ accident, an existing run with checkpoints needs `--resume` (or a new `name`).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from pipeline.errors import UserError
 from pipeline.ray_runtime import init_ray
@@ -157,6 +159,33 @@ def data_preflight(config: TrainConfig, sources: list[tuple[str, float]]):
 _PREFLIGHTS: dict[tuple, Any] = {}
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler or `kill`) ends training like Ctrl-C: MLflow run KILLED, checkpoint named.
+
+    Only the main thread may install handlers; elsewhere (a test runner thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _say_interrupted(checkpoint: Path | None) -> None:
+    import click
+
+    where = f"last checkpoint {checkpoint}" if checkpoint is not None else "no checkpoint was saved yet"
+    click.secho(f"training stopped (MLflow run marked KILLED); {where}; re-run with --resume to continue",
+                fg="yellow", err=True)
+
+
 def train(config: TrainConfig, data: list[DataSource] | None = None, *, resume: bool = False,
           ray_address: str | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """Run (or resume) a training job to completion; returns where the results are."""
@@ -183,7 +212,13 @@ def train(config: TrainConfig, data: list[DataSource] | None = None, *, resume: 
     watcher = _HeartbeatWatcher(paths.run_dir / "workers" / "rank0.json", on_progress)
     watcher.start()
     try:
-        result = trainer.fit()
+        with _sigterm_as_interrupt():
+            result = trainer.fit()
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: the run did not fail, it was stopped; say where it can resume from
+        tracking.close_run(tracking_uri, run_id, "KILLED")
+        _say_interrupted(existing_checkpoint(paths))
+        raise
     except BaseException as error:
         tracking.close_run(tracking_uri, run_id, "FAILED")
         cause = worker_user_error(error)
