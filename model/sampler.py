@@ -79,10 +79,11 @@ def iter_sample_latents(model: WorldModel, *, latent_frames: int, latent_height:
                         cfg_text: float = 3.0, cfg_action: float = 1.5, steps: int = 8,
                         window_chunks: int | None = None, context_noise: float | None = None,
                         seed: int = 0) -> Iterator[torch.Tensor]:
-    """Yield clean latent chunks (1, Cz, f, h, w) one by one.
+    """Yield clean latent chunks (1, Cz, f, h, w) one by one, at the VAE's scale (ready to decode).
 
     action_features: (1, F, tc*8) for all `latent_frames` (see WorldModel.action_features);
-    rays: (1, 6, F, h, w) Plücker rays (see WorldModel.camera_rays); image_latent: (1, Cz, 1, h, w).
+    rays: (1, 6, F, h, w) Plücker rays (see WorldModel.camera_rays); image_latent: (1, Cz, 1, h, w), as the
+    VAE encodes it (normalised here with the model's latent statistics).
     window_chunks: chunks kept besides the sink; None (and anything larger) = what the training
     clip covered (`trained_window_chunks`), so no time position is new to the model.
     context_noise: t at which generated chunks are committed (None = context_noise_max / 2).
@@ -113,6 +114,8 @@ def iter_sample_latents(model: WorldModel, *, latent_frames: int, latent_height:
     shift = flow.resolution_shift(config.flow, (latent_height // ph) * (latent_width // pw))
     schedule = flow.shift_timesteps(torch.linspace(1.0, 0.0, steps + 1), shift).tolist()
 
+    if image_latent is not None:  # the transformer works on normalised latents; chunks leave at VAE scale
+        image_latent = model.normalise_latents(image_latent.to(device))
     for start, end in chunk_ranges(model, latent_frames):
         n = end - start
         x = torch.randn((1, channels, n, latent_height, latent_width), generator=generator).to(device)
@@ -156,7 +159,7 @@ def iter_sample_latents(model: WorldModel, *, latent_frames: int, latent_height:
             committed[:, :, :1] = image_latent.to(device)
         for branch in branches:
             velocity(branch, committed, t_commit, True)
-        yield x
+        yield model.denormalise_latents(x)
 
 
 def _frames_for(model: WorldModel, num_frames: int | None, seconds: float | None, fps: float) -> int:

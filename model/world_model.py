@@ -48,6 +48,14 @@ class WorldModel(nn.Module):
         self.blocks = nn.ModuleList(DiTBlock(dit, i) for i in range(dit.depth))
         patch_volume = dit.patch_size[0] * dit.patch_size[1] * dit.patch_size[2]
         self.final = FinalLayer(width, patch_volume, dit.latent_channels)
+        # Per-channel statistics of the VAE's latents (Wan, LTX and SD normalise the same way):
+        # the flow interpolates latents with unit Gaussian noise, so latents of another scale
+        # shift the signal-to-noise of every timestep (a latent of std 0.1 is buried under the
+        # noise at t = 0.2 already). Set once from data before training (`set_latent_statistics`),
+        # saved with the weights; the model sees (z - mean) / std and the sampler returns VAE scale.
+        self.register_buffer("latent_mean", torch.zeros(dit.latent_channels))
+        self.register_buffer("latent_std", torch.ones(dit.latent_channels))
+        self.register_load_state_dict_pre_hook(_default_latent_statistics)
         self._null_text: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ---------------------------------------------------------------- helpers
@@ -65,6 +73,19 @@ class WorldModel(nn.Module):
         emb, mask = self._null_text
         emb, mask = _fit_length(emb, mask, length)
         return emb.expand(batch, -1, -1), mask.expand(batch, -1)
+
+    @torch.no_grad()
+    def set_latent_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-channel mean and std (Cz,) of the training latents, measured before training."""
+        self.latent_mean.copy_(mean.to(self.latent_mean))
+        self.latent_std.copy_(std.to(self.latent_std).clamp(min=1e-4))
+
+    def normalise_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """VAE latents (B, Cz, F, h, w) -> the unit-scale latents the transformer works on."""
+        return (z - self.latent_mean.view(1, -1, 1, 1, 1)) / self.latent_std.view(1, -1, 1, 1, 1)
+
+    def denormalise_latents(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.latent_std.view(1, -1, 1, 1, 1) + self.latent_mean.view(1, -1, 1, 1, 1)
 
     def chunk_of_frames(self, frame_offset: int, frames: int) -> torch.Tensor:
         dit = self.config.dit
@@ -163,12 +184,16 @@ class WorldModel(nn.Module):
                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Rectified-flow loss under diffusion forcing; see docs/model.md "API for training".
 
+        latents: (B, Cz, F, h, w) as the VAE encodes them; normalised here with the model's latent
+        statistics (`set_latent_statistics`).
+
         has_actions (B,) bool: samples whose actions/camera are real (False: real footage with
         placeholder zeros, trained unconditionally like a guidance-dropped sample); None = all.
         `generator` must live on latents.device."""
         config = self.config
         b, _, frames, h, w = latents.shape
         device = latents.device
+        latents = self.normalise_latents(latents)
         if text_emb is None:
             text_emb, text_mask = self.encode_text(captions if captions is not None else [""] * b)
         text_emb = text_emb.to(device)
@@ -222,6 +247,14 @@ class WorldModel(nn.Module):
             "shift": shift,
         }
         return loss, metrics
+
+
+def _default_latent_statistics(module: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:
+    """Weights saved before the latent statistics existed load as identity statistics (mean 0, std 1),
+    which is exactly how those models were trained."""
+    for name, fill in (("latent_mean", torch.zeros_like), ("latent_std", torch.ones_like)):
+        if prefix + name not in state_dict and any(k.startswith(prefix) for k in state_dict):
+            state_dict[prefix + name] = fill(getattr(module, name))
 
 
 def _fit_length(emb: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:

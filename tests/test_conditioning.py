@@ -235,3 +235,29 @@ def test_sampler_commits_generated_context_at_the_training_context_level(tiny: W
     context = t[weight == 0]
     assert context.numel() > 0 and float(context.max()) <= high
     assert float(context.min()) < high / 2 < float(context.max())
+
+
+def test_latent_statistics_normalise_training_and_sampling_returns_vae_scale(tiny: WorldModel) -> None:
+    """The model trains on (z - mean) / std and the sampler hands back VAE-scale latents; weights
+    saved before the statistics existed load as identity statistics."""
+    batch = _batch(tiny, [True, True])
+    mean, std = torch.linspace(-1, 1, 8), torch.linspace(0.05, 0.4, 8)
+    scaled = batch["latents"] * std.view(1, -1, 1, 1, 1) + mean.view(1, -1, 1, 1, 1)
+    kwargs = dict(captions=batch["caption"], actions=batch["actions"], camera_to_world=batch["poses"],
+                  intrinsics=batch["intrinsics"])
+    reference, _ = tiny.training_loss(batch["latents"], generator=torch.Generator().manual_seed(5), **kwargs)
+    state = {k: v.clone() for k, v in tiny.state_dict().items()}
+    try:
+        tiny.set_latent_statistics(mean, std)
+        loss, _ = tiny.training_loss(scaled, generator=torch.Generator().manual_seed(5), **kwargs)
+        torch.testing.assert_close(loss, reference, rtol=1e-5, atol=1e-6)
+        image = scaled[:1, :, :1]
+        first = next(iter_sample_latents(tiny, latent_frames=3, latent_height=8, latent_width=8,
+                                         image_latent=image, steps=1, cfg_text=1.0, seed=0))
+        torch.testing.assert_close(first[:, :, :1], image)  # the image frame comes back at VAE scale
+        assert torch.all(state["latent_std"] == 1) and torch.all(state["latent_mean"] == 0)
+        old = {k: v for k, v in state.items() if not k.startswith("latent_")}
+        tiny.load_state_dict(old)  # a checkpoint from before the statistics: identity, as it was trained
+        assert torch.all(tiny.latent_std == 1) and torch.all(tiny.latent_mean == 0)
+    finally:
+        tiny.load_state_dict(state)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from pipeline.errors import UserError
 
@@ -144,6 +145,12 @@ def test_world_stage_then_sample_an_mp4(vae_run, storage: Path, dataset: Path, t
     assert world.step == 4 and json.loads((Path(world.checkpoint) / "state.json").read_text())["has_vae"]
     artifacts = [a.path for a in client(world.tracking_uri).list_artifacts(world.mlflow_run_id, "samples")]
     assert "samples/rollout_step00000004.mp4" in artifacts
+    from training.checkpoint import load_for_inference
+
+    weights = load_for_inference(world.checkpoint).weights  # measured latent statistics, saved with the weights
+    assert torch.isfinite(weights["latent_std"]).all() and (weights["latent_std"] > 0).all()
+    assert not torch.allclose(weights["latent_std"], torch.ones_like(weights["latent_std"]))
+    assert not torch.allclose(weights["latent_mean"], torch.zeros_like(weights["latent_mean"]))
 
     out = api.sample(world.checkpoint, "first-person walk through city streets", seconds=9 / 8,
                      actions="w-4,lw-5", out=tmp_path / "rollout.mp4", steps=2)

@@ -44,6 +44,9 @@ class DataConfig(_Strict):
     fps: float | None = Field(None, gt=0, description="window frame rate; default: the model config's")
     resolution: tuple[int, int] | None = Field(None, description="(height, width); default: the model config's")
     latents: str | None = Field(None, description="shards written by `worldloom encode` (world stage)")
+    latent_statistics_batches: int = Field(
+        16, ge=0, description="world stage, fresh runs: batches read first to measure the latents' per-channel "
+                              "mean and std, which the model normalises with (saved with its weights); 0: identity")
     on_damaged: Literal["skip", "stop"] = Field(
         "skip", description="a damaged shard or sample (sha256 mismatch, truncated tar): skip it with a warning "
                             "(counted in data_skipped_samples) or stop with one line naming it")

@@ -201,6 +201,35 @@ def to_device_batch(batch: dict[str, Any], device: torch.device, vae: nn.Module 
     return out
 
 
+@torch.no_grad()
+def measure_latent_statistics(config: TrainConfig, net: nn.Module, sources: list[tuple[str, float]],
+                              spec: WindowSpec, vae: nn.Module | None, device: torch.device, rank: int,
+                              world_size: int, autocast: bool) -> None:
+    """Per-channel mean/std of the training latents, averaged over ranks, into the world model.
+
+    Read with a loader of its own (another seed), so the training stream and its resumable
+    position are untouched; every rank ends with the same statistics (all-reduced)."""
+    batches = config.data.latent_statistics_batches
+    if batches == 0:
+        return
+    loader = make_loader(sources, spec, batch_size=config.batch_size, seed=config.seed + 7919, rank=rank,
+                         world_size=world_size, shuffle_buffer=config.data.shuffle_buffer, loader_workers=0,
+                         latents=bool(config.data.latents), on_damaged=config.data.on_damaged)
+    channels = net.latent_mean.numel()
+    moments = torch.zeros(3, channels, dtype=torch.float64, device=device)  # count, sum, sum of squares
+    for _ in range(batches):
+        latents = to_device_batch(loader.next_batch(), device, vae, autocast)["latents"].double()
+        per_channel = latents.transpose(0, 1).reshape(channels, -1)
+        moments[0] += per_channel.shape[1]
+        moments[1] += per_channel.sum(dim=1)
+        moments[2] += per_channel.pow(2).sum(dim=1)
+    if torch.distributed.is_initialized():
+        torch.distributed.all_reduce(moments)
+    mean = moments[1] / moments[0]
+    std = (moments[2] / moments[0] - mean.pow(2)).clamp(min=0).sqrt()
+    net.set_latent_statistics(mean.float(), std.float())
+
+
 # --------------------------------------------------------------------------- worker bookkeeping
 
 
@@ -298,6 +327,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                          loader_workers=config.data.loader_workers, position=position,
                          latents=bool(config.stage == "world" and config.data.latents),
                          on_damaged=config.data.on_damaged)
+    if config.stage == "world" and start_step == 0 and restored_from is None:
+        measure_latent_statistics(config, inner.net, sources, spec, vae, device, rank, world_size, autocast)
     tokens = tokens_per_sample(config, model_cfg) * config.batch_size * world_size
     meta = {"stage": config.stage, "model": config.model, "model_overrides": _overrides(config),
             "config": loop_config["resolved"], "mlflow_run_id": run_id, "world_size": world_size}
