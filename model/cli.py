@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 def _human(value: float, unit: str = "") -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from math import log2
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 ATTENTION_KINDS = ("diff_v1", "diff_v2")
 ACTION_DIM = 8  # [forward, back, left, right, jump, sprint, yaw_deg, pitch_deg], docs/architecture.md

@@ -32,7 +32,7 @@ from model import flow
 from model.kv_cache import KVCache
 from model.vae import StreamState, VideoVAE
 from model.world_model import WorldModel
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 @dataclass

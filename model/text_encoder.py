@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from model.configs import TextConfig
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 _TEXT_PREFIXES = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.", "text_projection")
 

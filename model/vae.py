@@ -23,7 +23,7 @@ from torch import nn
 
 from model.configs import VAEConfig
 from model.norms import RMSNorm
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 class StreamState:

@@ -11,11 +11,11 @@ import sys
 
 import click
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
-    "manifest": "pipeline.manifest.cli:manifest",
+    "manifest": "pipeline.cli_manifest:manifest",
     "render-server": "unreal_bridge.cli:render_server",
     "generate": "pipeline.generate.cli:generate",
     "inspect": "pipeline.inspect:inspect_command",

@@ -22,7 +22,7 @@ from typing import Any
 import click
 import numpy as np
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 PREFERRED_PREVIEW_SCORES = ("sharpness", "motion", "pixel_motion")
 

@@ -10,7 +10,7 @@ from model.configs import get_config
 from model.kv_cache import KVCache
 from model.sampler import context_noise_level, iter_sample_latents, trained_window_chunks
 from model.world_model import WorldModel
-from pipeline.errors import UserError
+from contract.errors import UserError
 from training.loop import WorldStep
 from training.optim import build_adamw, split_parameters
 

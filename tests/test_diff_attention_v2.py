@@ -16,7 +16,7 @@ from model.dit import chunk_causal_mask
 from model.kv_cache import KVCache
 from model.rope import apply_rope
 from model.world_model import WorldModel
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 @pytest.fixture(scope="module", autouse=True)

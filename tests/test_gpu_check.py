@@ -37,7 +37,7 @@ def test_gpu_check_runs_in_cpu_mode_and_writes_its_table(tmp_path: Path) -> None
     imports = json.loads(line.removeprefix("IMPORTS "))
     assert imports["code"] == 0, completed.stdout[-3000:]
     assert not {"ray", "mlflow", "training", "unreal_bridge"} & set(imports["roots"]), imports["roots"]
-    assert set(imports["pipeline"]) <= {"pipeline", "pipeline.errors"}  # model/ raises UserError, nothing else
+    assert set(imports["pipeline"]) <= {"pipeline", "contract.errors"}  # model/ raises UserError, nothing else
 
     report = json.loads(out.read_text())
     assert report["cpu_mode"] and not [k for k in report if k.endswith("_error")]

@@ -6,7 +6,7 @@ import torch
 
 from model.configs import VAEConfig, get_config
 from model.vae import VideoVAE
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 @pytest.fixture(scope="module", autouse=True)

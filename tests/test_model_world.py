@@ -12,7 +12,7 @@ from model.configs import CONFIGS, FlowConfig, get_config
 from model.counting import count_parameters
 from model.kv_cache import KVCache
 from model.world_model import WorldModel
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 # Legend: T frames in a window, H x W output resolution, A = 8 action channels.
 ACTION_DIM = 8

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from training.checkpoint import load_for_inference
 from training.data import OpenVideo, WindowPlan, WindowSpec, clip_window, provenance, resolve_shards
 

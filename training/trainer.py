@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from pipeline.ray_runtime import init_ray
 from training import tracking
 from training.checkpoint import latest_checkpoint

@@ -86,7 +86,7 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
     what was committed and journaled stays, so the same command resumes once there is room.
     """
     if config.out is None:
-        from pipeline.errors import UserError
+        from contract.errors import UserError
 
         raise UserError("generate: no output directory", hint="pass --out DIR")
     try:
@@ -451,7 +451,7 @@ def _check_fits(config: GenerateConfig, render_actors: int) -> None:
     """Fail in one line instead of waiting forever for CPUs the cluster does not have."""
     import ray
 
-    from pipeline.errors import UserError
+    from contract.errors import UserError
 
     needed = _stage_cpus(config, render_actors)
     available = float(ray.available_resources().get("CPU", 0.0))

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 KINEMATIC_RIGS = ("first_person", "orbit", "fixed")
 
@@ -99,7 +99,7 @@ def with_actions(clip: dict, actions: np.ndarray, *, fps: float | None = None) -
 
     Only rigs whose poses are a kinematic rollout of the actions can be re-driven.
     """
-    from pipeline.manifest import clip_sha256, rollout_poses
+    from contract.manifest import clip_sha256, rollout_poses
 
     rig = clip["camera"]["rig"]
     if rig not in KINEMATIC_RIGS:
@@ -114,7 +114,7 @@ def with_actions(clip: dict, actions: np.ndarray, *, fps: float | None = None) -
     new["actions"]["per_frame"] = [[float(v) for v in row] for row in actions]
     motion = new.get("motion") or {}
     if "actions" in motion:  # keep the written-out action string true to the new actions
-        from pipeline.manifest import format_action_string
+        from contract.manifest import format_action_string
 
         try:
             motion["actions"] = format_action_string(actions, look_deg_per_frame=float(motion.get("look_deg_per_frame", 3.0)))
@@ -133,9 +133,9 @@ def with_actions(clip: dict, actions: np.ndarray, *, fps: float | None = None) -
 
 def continued_actions(clip: dict, frames: int) -> np.ndarray:
     """The clip's actions continued to `frames` by its own motion policy (the recorded prefix is kept)."""
-    from pipeline.manifest import parse_action_string
-    from pipeline.manifest.actions import random_walk_string, waypoint_actions
-    from pipeline.manifest.rollout import RolloutParams
+    from contract.manifest import parse_action_string
+    from contract.manifest.actions import random_walk_string, waypoint_actions
+    from contract.manifest.rollout import RolloutParams
 
     recorded = np.asarray(clip["actions"]["per_frame"], dtype=np.float32).reshape(-1, 8)
     if frames <= len(recorded):
@@ -191,7 +191,7 @@ def iter_renders(clips: list[dict]) -> Iterator[tuple[np.ndarray, np.ndarray, np
 
 def clip_from_manifest_text(text: str, scene: str, clip_index: int = 0) -> dict:
     """Resolve one clip of a manifest given as YAML text (tests and the benchmark build clips this way)."""
-    from pipeline.manifest import load_manifest, resolve_clip
+    from contract.manifest import load_manifest, resolve_clip
 
     return resolve_clip(load_manifest(text, source_name="<eval>"), scene, clip_index)
 

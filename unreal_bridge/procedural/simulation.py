@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pybullet as p
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from unreal_bridge.procedural.camera import intrinsics_matrix
 from unreal_bridge.procedural.environment import Environment
 from unreal_bridge.procedural.renderer import ALL_PASSES, CameraSpec, PassRenderer
@@ -53,7 +53,7 @@ def clip_intrinsics(clip: dict, width: int, height: int) -> np.ndarray:
 
 
 def start_camera_to_world(camera: dict) -> np.ndarray:
-    from pipeline.manifest.rollout import camera_to_world
+    from contract.manifest.rollout import camera_to_world
 
     start = camera.get("start") or {}
     base = np.asarray(start.get("position", [0.0, 0.0, 0.0]), dtype=np.float64)
@@ -67,7 +67,7 @@ def kinematic_poses(clip: dict, actions: np.ndarray) -> np.ndarray:
     poses = clip.get("poses")
     if poses is not None and len(poses):
         return np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4)
-    from pipeline.manifest.rollout import rollout_poses
+    from contract.manifest.rollout import rollout_poses
 
     camera, motion = clip["camera"], clip.get("motion") or {}
     return rollout_poses(

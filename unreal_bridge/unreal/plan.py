@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from unreal_bridge.unreal.readback import CM_PER_M, HALF_MAX_CM
 
 SUPPORTED_PASSES = ("rgb", "depth")

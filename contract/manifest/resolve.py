@@ -16,16 +16,16 @@ from typing import Any, Iterator
 import numpy as np
 from pydantic import ValidationError
 
-from pipeline.errors import UserError
-from pipeline.manifest.actions import parse_action_string, random_walk_string, static_actions, waypoint_actions
-from pipeline.manifest.checks import check_scene
-from pipeline.manifest.loader import format_loc, issue_from_pydantic, load_manifest
-from pipeline.manifest.randomize import get_path, sample, set_path
-from pipeline.manifest.rollout import OrbitState, RolloutParams, camera_to_world, rollout_poses
-from pipeline.manifest.schema import (
+from contract.errors import UserError
+from contract.manifest.actions import parse_action_string, random_walk_string, static_actions, waypoint_actions
+from contract.manifest.checks import check_scene
+from contract.manifest.loader import format_loc, issue_from_pydantic, load_manifest
+from contract.manifest.randomize import get_path, sample, set_path
+from contract.manifest.rollout import OrbitState, RolloutParams, camera_to_world, rollout_poses
+from contract.manifest.schema import (
     ACTION_KEYS, DEPTH_CONVENTION, POSE_CONVENTION, RESOLVED_CLIP_SCHEMA, Manifest, RandomWalk, Scene,
 )
-from pipeline.manifest.seeds import clip_seeds, field_seed, rng
+from contract.manifest.seeds import clip_seeds, field_seed, rng
 
 DEFAULT_HEIGHT_M = {"first_person": 1.7, "vehicle": 1.6, "orbit": 0.0, "fixed": 0.0}
 POSE_DECIMALS = 9  # nanometres: keeps hashes stable against last-bit libm differences

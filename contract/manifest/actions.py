@@ -22,10 +22,10 @@ import re
 
 import numpy as np
 
-from pipeline.manifest.rollout import (
+from contract.manifest.rollout import (
     BACK, FORWARD, JUMP, LEFT, PITCH, RIGHT, SPRINT, YAW, RolloutParams, WalkerState, walker_step,
 )
-from pipeline.manifest.schema import ACTION_KEYS, MAX_ACTION_STRING_CHARS, MAX_FRAMES
+from contract.manifest.schema import ACTION_KEYS, MAX_ACTION_STRING_CHARS, MAX_FRAMES
 
 ACTION_LETTERS = "wsadjlikxrn"
 _SEGMENT = re.compile(r"^([a-zA-Z]+)-([0-9]+)$")

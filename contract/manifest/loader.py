@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pipeline.errors import UserError
-from pipeline.manifest.checks import Issue, Loc, check_manifest
-from pipeline.manifest.schema import (
+from contract.errors import UserError
+from contract.manifest.checks import Issue, Loc, check_manifest
+from contract.manifest.schema import (
     WORLD_TAGS, CityWorld, EmptyWorld, ForestWorld, Manifest, PhysicsSandboxWorld, TerrainWorld, UnrealLevelWorld, _world_tag,
 )
 
