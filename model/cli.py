@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from contract.errors import UserError
+from model.errors import ModelError
 
 
 def _human(value: float, unit: str = "") -> str:
@@ -52,16 +52,16 @@ def info(config_name: str, frames: int | None, seconds: float | None, height: in
 
     config = get_config(config_name, **({"attention": attention} if attention else {}))
     if rollout_seconds <= 0:
-        raise UserError(f"--rollout-seconds {rollout_seconds}: must be positive")
+        raise ModelError(f"--rollout-seconds {rollout_seconds}: must be positive")
     if frames is not None and seconds is not None:
-        raise UserError("--frames and --seconds: give only one")
+        raise ModelError("--frames and --seconds: give only one")
     if seconds is not None:
         tc = config.vae.temporal_compression
         frames = 1 + tc * -(-int(round(seconds * config.fps)) // tc)
     frames = config.frames if frames is None else frames
     height = config.height if height is None else height
     width = config.width if width is None else width
-    config.latent_shape(frames, height, width)  # UserError on a bad clip shape
+    config.latent_shape(frames, height, width)  # ModelError on a bad clip shape
 
     with torch.device("meta"):
         world = WorldModel(config)

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 
 from model import flow
+from model.errors import ModelError as UserError  # alias: a one-line diff while this file is edited in parallel
 from model.kv_cache import KVCache
 from model.vae import StreamState, VideoVAE
 from model.world_model import WorldModel
-from contract.errors import UserError
 
 
 @dataclass

@@ -99,10 +99,10 @@ def test_image_to_video_keeps_the_image_and_is_deterministic(tiny) -> None:
 
 
 def test_sampler_rejects_short_action_arrays(tiny) -> None:
-    from contract.errors import UserError
+    from model.errors import ModelError
 
     model, vae = tiny
-    with pytest.raises(UserError, match="actions"):
+    with pytest.raises(ModelError, match="actions"):
         sample(model, vae, num_frames=9, actions=np.zeros((5, 8), np.float32), steps=1)
 
 
