@@ -18,7 +18,6 @@ from math import log2
 from model.errors import ModelError
 
 ATTENTION_KINDS = ("diff_v1", "diff_v2")
-ACTION_DIM = 8  # [forward, back, left, right, jump, sprint, yaw_deg, pitch_deg], docs/architecture.md
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ class DiTConfig:
     # for image-to-video), then chunks of `chunk_frames`
     first_chunk_frames: int = 1
     chunk_frames: int = 2
-    action_dim: int = ACTION_DIM
+    action_dim: int = 8  # the sample's action layout (contract/sample.py); model/ does not import contract
     camera: bool = True  # Plücker-ray conditioning from poses + intrinsics
     timestep_dim: int = 256  # sinusoidal features fed to the shared adaLN MLP
     text: TextConfig = field(default_factory=TextConfig)

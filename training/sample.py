@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contract.defaults import unknown_camera_intrinsics
 from contract.errors import UserError
 from training.checkpoint import LoadedCheckpoint, load_for_inference
 from training.export import attention_of
@@ -159,7 +160,7 @@ def sample_video(checkpoint: str | Path, prompt: str, *, seconds: float, out: st
     if camera is not None:
         c2w, K = load_camera(camera, frames)
     if c2w is not None and K is None:
-        K = np.array([[width / 2, 0, width / 2], [0, width / 2, height / 2], [0, 0, 1]], np.float64)
+        K = unknown_camera_intrinsics(width, height)
     with torch.no_grad():
         video = sample(world_model, vae, prompt=prompt, num_frames=frames, fps=fps, height=height, width=width,
                        image=first, actions=action_array, camera_to_world=c2w, intrinsics=K,

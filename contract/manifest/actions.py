@@ -25,7 +25,8 @@ import numpy as np
 from contract.manifest.rollout import (
     BACK, FORWARD, JUMP, LEFT, PITCH, RIGHT, SPRINT, YAW, RolloutParams, WalkerState, walker_step,
 )
-from contract.manifest.schema import ACTION_KEYS, MAX_ACTION_STRING_CHARS, MAX_FRAMES
+from contract.manifest.schema import MAX_ACTION_STRING_CHARS, MAX_FRAMES
+from contract.sample import ACTION_KEYS
 
 ACTION_LETTERS = "wsadjlikxrn"
 _SEGMENT = re.compile(r"^([a-zA-Z]+)-([0-9]+)$")

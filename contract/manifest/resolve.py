@@ -19,15 +19,16 @@ from pydantic import ValidationError
 from contract.errors import UserError
 from contract.manifest.actions import parse_action_string, random_walk_string, static_actions, waypoint_actions
 from contract.manifest.checks import check_scene
+from contract.defaults import DEFAULT_CAMERA_HEIGHT_M
 from contract.manifest.loader import format_loc, issue_from_pydantic, load_manifest
 from contract.manifest.randomize import get_path, sample, set_path
 from contract.manifest.rollout import OrbitState, RolloutParams, camera_to_world, rollout_poses
 from contract.manifest.schema import (
-    ACTION_KEYS, DEPTH_CONVENTION, POSE_CONVENTION, RESOLVED_CLIP_SCHEMA, Manifest, RandomWalk, Scene,
+    DEPTH_CONVENTION, POSE_CONVENTION, RESOLVED_CLIP_SCHEMA, Manifest, RandomWalk, Scene,
 )
 from contract.manifest.seeds import clip_seeds, field_seed, rng
+from contract.sample import ACTION_KEYS
 
-DEFAULT_HEIGHT_M = {"first_person": 1.7, "vehicle": 1.6, "orbit": 0.0, "fixed": 0.0}
 POSE_DECIMALS = 9  # nanometres: keeps hashes stable against last-bit libm differences
 
 
@@ -115,7 +116,7 @@ def _intrinsics(scene: Scene, width: int, height: int) -> dict[str, float]:
 
 def _camera(scene: Scene, manifest: Manifest) -> tuple[dict[str, Any], np.ndarray]:
     camera = scene.camera
-    height = camera.height if camera.height is not None else DEFAULT_HEIGHT_M[camera.rig]
+    height = camera.height if camera.height is not None else DEFAULT_CAMERA_HEIGHT_M[camera.rig]
     base = [float(v) for v in camera.start.position]
     eye = [base[0], base[1], base[2] + height]
     yaw, pitch = float(camera.start.yaw_deg), float(camera.start.pitch_deg)

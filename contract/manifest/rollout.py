@@ -18,12 +18,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from contract.sample import BACK, FORWARD, JUMP, LEFT, PITCH, RIGHT, SPRINT, YAW
+
 GRAVITY_MPS2 = 9.81
 PITCH_LIMIT_DEG = 89.0
 ORBIT_ELEVATION_LIMIT_DEG = 85.0
 ORBIT_MIN_RADIUS_M = 0.5
-
-FORWARD, BACK, LEFT, RIGHT, JUMP, SPRINT, YAW, PITCH = range(8)
 
 
 def camera_to_world(position: np.ndarray | list[float], yaw_deg: float, pitch_deg: float) -> np.ndarray:

@@ -12,14 +12,14 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator
 from pydantic_core import PydanticCustomError
+from contract.defaults import DEFAULT_FOV_DEG, DEFAULT_SUN_AZIMUTH_DEG, DEFAULT_SUN_ELEVATION_DEG
+from contract.sample import ACTION_KEYS  # the action layout's owner; re-exported for contract.manifest
 
 SCHEMA_VERSION = 1
 RESOLVED_CLIP_SCHEMA = "worldloom.resolved_clip/1"
 POSE_CONVENTION = "opencv_camera_to_world"  # x right, y down, z forward; metres; Z-up world
 DEPTH_CONVENTION = "planar_z_m"
 
-#: Per-frame action vector layout (docs/architecture.md, "Conventions").
-ACTION_KEYS: tuple[str, ...] = ("forward", "back", "left", "right", "jump", "sprint", "yaw_deg", "pitch_deg")
 SUBSYSTEMS: tuple[str, ...] = ("world", "camera", "motion", "environment", "render")
 #: Sections of a scene a randomiser may target; the first path component picks the sub-seed.
 RANDOMIZABLE_SECTIONS: tuple[str, ...] = ("world", "camera", "motion", "environment")
@@ -241,7 +241,7 @@ class Camera(StrictModel):
     height: float | None = Field(
         default=None, ge=0.0, le=1000.0, description="camera above the rig base; default 1.7 first_person, 1.6 vehicle, 0 otherwise"
     )
-    intrinsics: Intrinsics = Field(default_factory=lambda: Intrinsics(fov_deg=70.0))
+    intrinsics: Intrinsics = Field(default_factory=lambda: Intrinsics(fov_deg=DEFAULT_FOV_DEG))
     near_m: float = Field(default=0.05, gt=0.0, le=10.0)
     far_m: float = Field(default=500.0, gt=1.0, le=100_000.0, description="sky depth; depth never exceeds it")
     orbit_target: list[float] | None = Field(default=None, min_length=3, max_length=3, description="orbit rig: the point looked at")
@@ -295,8 +295,8 @@ class Motion(StrictModel):
 
 
 class Sun(StrictModel):
-    elevation_deg: float = Field(default=45.0, ge=-90.0, le=90.0, description="above the horizon; negative = night")
-    azimuth_deg: float = Field(default=135.0, ge=0.0, le=360.0, description="compass direction toward the sun: 0 = +Y, 90 = +X")
+    elevation_deg: float = Field(default=DEFAULT_SUN_ELEVATION_DEG, ge=-90.0, le=90.0, description="above the horizon; negative = night")
+    azimuth_deg: float = Field(default=DEFAULT_SUN_AZIMUTH_DEG, ge=0.0, le=360.0, description="compass direction toward the sun: 0 = +Y, 90 = +X")
 
 
 class Weather(StrictModel):

@@ -19,6 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from contract.errors import UserError
+from contract.sample import ACTIONS, INTRINSICS, JSON, MP4, POSES
 
 KINEMATIC_RIGS = ("first_person", "orbit", "fixed")
 
@@ -58,18 +59,18 @@ def load_held_out(data: str | Path, clips: int, *, fps: float | None = None, fra
     seen = 0
     for sample in iter_samples(data):
         seen += 1
-        meta = sample.get("json") or {}
-        if "actions.npy" not in sample or "poses.npy" not in sample or "mp4" not in sample:
+        meta = sample.get(JSON) or {}
+        if ACTIONS not in sample or POSES not in sample or MP4 not in sample:
             continue
-        clip_fps = float(meta.get("fps") or 0.0) or _probe_fps(sample["mp4"])
+        clip_fps = float(meta.get("fps") or 0.0) or _probe_fps(sample[MP4])
         limit = None if fps is None or frames is None else (frames - 1) * max(1, round(clip_fps / fps)) + 1
-        decoded = decode_mp4(sample["mp4"], max_frames=limit)
-        count = min(len(decoded), len(sample["actions.npy"]), len(sample["poses.npy"]))
-        K = np.asarray(sample.get("intrinsics.npy", np.eye(3)), dtype=np.float64)
+        decoded = decode_mp4(sample[MP4], max_frames=limit)
+        count = min(len(decoded), len(sample[ACTIONS]), len(sample[POSES]))
+        K = np.asarray(sample.get(INTRINSICS, np.eye(3)), dtype=np.float64)
         found.append(HeldOutClip(
             key=sample["__key__"], caption=str(meta.get("caption", "")), frames=decoded[:count],
-            actions=np.asarray(sample["actions.npy"][:count], dtype=np.float32),
-            poses=np.asarray(sample["poses.npy"][:count], dtype=np.float64),
+            actions=np.asarray(sample[ACTIONS][:count], dtype=np.float32),
+            poses=np.asarray(sample[POSES][:count], dtype=np.float64),
             intrinsics=K[0] if K.ndim == 3 else K, fps=clip_fps,
             resolved_clip=meta.get("resolved_clip")))
         if len(found) >= clips:
