@@ -45,8 +45,13 @@ def info(config_name: str, frames: int | None, seconds: float | None, height: in
     from rich.table import Table
 
     from model.configs import get_config
-    from model.counting import (count_parameters, kv_cache_bytes, parameters_by_component,
-                                rollout_cache_frames, training_step_cost)
+    from model.counting import (
+        count_parameters,
+        kv_cache_bytes,
+        parameters_by_component,
+        rollout_cache_frames,
+        training_step_cost,
+    )
     from model.vae import VideoVAE
     from model.world_model import WorldModel
 
@@ -71,8 +76,8 @@ def info(config_name: str, frames: int | None, seconds: float | None, height: in
     table.add_column("component")
     table.add_column("parameters", justify="right")
     for name, count in parameters_by_component(world).items():
-        frozen = " (frozen)" if name == "text_encoder" else ""
-        table.add_row(name + frozen, f"{count:,}")
+        suffix = " (frozen)" if name == "text_encoder" else ""
+        table.add_row(name + suffix, f"{count:,}")
     trainable = sum(p.numel() for p in world.trainable_parameters())
     frozen = count_parameters(world.text_encoder)
     table.add_row("world model (trainable)", f"{trainable:,}", style="bold")

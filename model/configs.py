@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from math import log2
+from typing import Any
 
 from model.errors import ModelError
 
@@ -227,7 +228,7 @@ _2_6B = WorldModelConfig(
 CONFIGS: dict[str, WorldModelConfig] = {c.name: c for c in (_TINY, _SMALL, _BASE, _2_6B)}
 
 
-def get_config(name: str, **overrides: object) -> WorldModelConfig:
+def get_config(name: str, **overrides: Any) -> WorldModelConfig:
     """The named config; keyword overrides replace top-level fields (frames, fps, height, width),
     and `attention` replaces `dit.attention` (checkpoints and exports store it this way).
 

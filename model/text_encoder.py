@@ -65,7 +65,7 @@ class TextEncoder(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "TextEncoder":
+    def train(self, mode: bool = True) -> TextEncoder:
         return super().train(False)  # frozen: dropout etc. stay off
 
     def load_weights(self, path: Path) -> None:

@@ -15,7 +15,7 @@ channels (depth-to-time), except global frame 0, which yields one (1 + k -> 1 + 
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F

@@ -4,12 +4,22 @@ action -> camera pose rollout. See docs/manifests.md."""
 from contract.manifest.actions import ActionStringError, format_action_string, parse_action_string
 from contract.manifest.loader import load_manifest
 from contract.manifest.resolve import (
-    ResolvedManifest, canonical_json, clip_arrays, clip_key, clip_sha256, iter_clips, manifest_sha256, resolve_clip,
+    ResolvedManifest,
+    canonical_json,
+    clip_arrays,
+    clip_key,
+    clip_sha256,
+    iter_clips,
+    manifest_sha256,
+    resolve_clip,
     resolve_manifest,
 )
 from contract.manifest.rollout import camera_to_world, rollout_poses, yaw_pitch_from_pose
-from contract.manifest.schema import ACTION_KEYS, RESOLVED_CLIP_SCHEMA, Manifest
+from contract.manifest.schema import RESOLVED_CLIP_SCHEMA, Manifest
 from contract.manifest.seeds import clip_seeds, derive_seed
+from contract.sample import (
+    ACTION_KEYS,  # owned by contract.sample; here for `from contract.manifest import ACTION_KEYS`
+)
 
 __all__ = [
     "ACTION_KEYS", "ActionStringError", "Manifest", "RESOLVED_CLIP_SCHEMA", "ResolvedManifest", "camera_to_world",
