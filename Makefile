@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv proto clean bench
+.PHONY: demo test lint venv proto clean bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/worldloom demo --out runs/demo
 
-test: $(STAMP)
+# ruff (lint + import order) and mypy on the packages everything imports (pyproject.toml [tool.ruff], [tool.mypy])
+lint: $(STAMP)
+	$(BIN)/ruff check contract model
+	$(BIN)/mypy contract model
+
+test: lint
 	$(BIN)/python -m pytest -q tests
 
 proto: $(STAMP)

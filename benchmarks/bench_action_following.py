@@ -79,7 +79,7 @@ def probe(checkpoint: str, data: Path, clips: int, seconds: float) -> dict[str, 
     import torch
 
     from model.sampler import sample
-    from pipeline.manifest import rollout_poses
+    from contract.manifest import rollout_poses
     from training.checkpoint import load_for_inference
     from training.data import WindowSpec, make_loader
     from training.sample import build_models

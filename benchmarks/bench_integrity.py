@@ -43,7 +43,7 @@ def first_task_lazy(path: Path) -> float:
 
 
 def first_task_eager(path: Path) -> float:
-    from pipeline.manifest import resolve_manifest
+    from contract.manifest import resolve_manifest
 
     started = time.perf_counter()
     clips = sorted(resolve_manifest(path).clips, key=lambda clip: clip["key"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pipeline.manifest import clip_arrays, load_manifest, resolve_manifest, rollout_poses
+from contract.manifest import clip_arrays, load_manifest, resolve_manifest, rollout_poses
 
 
 def main() -> None:

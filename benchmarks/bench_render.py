@@ -57,7 +57,7 @@ class Measurement:
 
 def resolved_clip(manifest_path: Path, width: int, height: int, frames: int) -> dict:
     """The manifest's first clip at another resolution and length, walking forward."""
-    from pipeline.manifest import resolve_manifest
+    from contract.manifest import resolve_manifest
 
     data = yaml.safe_load(manifest_path.read_text())
     data["output"].update(width=width, height=height, frames=frames)

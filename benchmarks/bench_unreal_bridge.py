@@ -38,7 +38,7 @@ from unreal_bridge.unreal.readback import depth_m_from_half_cm, read_exr, read_p
 
 
 def probe_clip(frames: int, width: int, height: int) -> dict:
-    from pipeline.manifest import load_manifest, resolve_clip
+    from contract.manifest import load_manifest, resolve_clip
 
     manifest = f"""
 version: 1

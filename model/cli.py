@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.errors import UserError
+from model.errors import ModelError
 
 
 def _human(value: float, unit: str = "") -> str:
@@ -45,23 +45,28 @@ def info(config_name: str, frames: int | None, seconds: float | None, height: in
     from rich.table import Table
 
     from model.configs import get_config
-    from model.counting import (count_parameters, kv_cache_bytes, parameters_by_component,
-                                rollout_cache_frames, training_step_cost)
+    from model.counting import (
+        count_parameters,
+        kv_cache_bytes,
+        parameters_by_component,
+        rollout_cache_frames,
+        training_step_cost,
+    )
     from model.vae import VideoVAE
     from model.world_model import WorldModel
 
     config = get_config(config_name, **({"attention": attention} if attention else {}))
     if rollout_seconds <= 0:
-        raise UserError(f"--rollout-seconds {rollout_seconds}: must be positive")
+        raise ModelError(f"--rollout-seconds {rollout_seconds}: must be positive")
     if frames is not None and seconds is not None:
-        raise UserError("--frames and --seconds: give only one")
+        raise ModelError("--frames and --seconds: give only one")
     if seconds is not None:
         tc = config.vae.temporal_compression
         frames = 1 + tc * -(-int(round(seconds * config.fps)) // tc)
     frames = config.frames if frames is None else frames
     height = config.height if height is None else height
     width = config.width if width is None else width
-    config.latent_shape(frames, height, width)  # UserError on a bad clip shape
+    config.latent_shape(frames, height, width)  # ModelError on a bad clip shape
 
     with torch.device("meta"):
         world = WorldModel(config)
@@ -71,8 +76,8 @@ def info(config_name: str, frames: int | None, seconds: float | None, height: in
     table.add_column("component")
     table.add_column("parameters", justify="right")
     for name, count in parameters_by_component(world).items():
-        frozen = " (frozen)" if name == "text_encoder" else ""
-        table.add_row(name + frozen, f"{count:,}")
+        suffix = " (frozen)" if name == "text_encoder" else ""
+        table.add_row(name + suffix, f"{count:,}")
     trainable = sum(p.numel() for p in world.trainable_parameters())
     frozen = count_parameters(world.text_encoder)
     table.add_row("world model (trainable)", f"{trainable:,}", style="bold")

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from math import log2
+from typing import Any
 
-from pipeline.errors import UserError
+from model.errors import ModelError
 
 ATTENTION_KINDS = ("diff_v1", "diff_v2")
-ACTION_DIM = 8  # [forward, back, left, right, jump, sprint, yaw_deg, pitch_deg], docs/architecture.md
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class VAEConfig:
         """Latent frames for a clip of `video_frames` (must be 1 + tc * k)."""
         tc = self.temporal_compression
         if video_frames < 1 or (video_frames - 1) % tc != 0:
-            raise UserError(
+            raise ModelError(
                 f"frames={video_frames}: the causal VAE needs 1 + {tc}*k frames "
                 f"(nearest: {1 + tc * max(1, round((video_frames - 1) / tc))}); set frames accordingly"
             )
@@ -60,11 +60,11 @@ class VAEConfig:
 
     def __post_init__(self) -> None:
         if self.temporal_compression not in (1, 2, 4, 8):
-            raise UserError(f"vae.temporal_compression={self.temporal_compression}: use 4 or 8")
+            raise ModelError(f"vae.temporal_compression={self.temporal_compression}: use 4 or 8")
         if self.spatial_compression not in (4, 8, 16, 32):
-            raise UserError(f"vae.spatial_compression={self.spatial_compression}: use 8, 16 or 32")
+            raise ModelError(f"vae.spatial_compression={self.spatial_compression}: use 8, 16 or 32")
         if len(self.channel_multipliers) != self.spatial_levels:
-            raise UserError(
+            raise ModelError(
                 f"vae.channel_multipliers has {len(self.channel_multipliers)} entries: "
                 f"give one per spatial level ({self.spatial_levels})"
             )
@@ -106,7 +106,7 @@ class DiTConfig:
     # for image-to-video), then chunks of `chunk_frames`
     first_chunk_frames: int = 1
     chunk_frames: int = 2
-    action_dim: int = ACTION_DIM
+    action_dim: int = 8  # the sample's action layout (contract/sample.py); model/ does not import contract
     camera: bool = True  # Plücker-ray conditioning from poses + intrinsics
     timestep_dim: int = 256  # sinusoidal features fed to the shared adaLN MLP
     text: TextConfig = field(default_factory=TextConfig)
@@ -124,7 +124,7 @@ class DiTConfig:
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION_KINDS:
-            raise UserError(f"dit.attention={self.attention!r}: use one of {', '.join(ATTENTION_KINDS)}")
+            raise ModelError(f"dit.attention={self.attention!r}: use one of {', '.join(ATTENTION_KINDS)}")
 
     @property
     def kv_dim(self) -> int:
@@ -178,7 +178,7 @@ class WorldModelConfig:
         width = self.width if width is None else width
         s = self.vae.spatial_compression
         if height % s or width % s:
-            raise UserError(f"resolution {height}x{width}: height and width must be multiples of {s}")
+            raise ModelError(f"resolution {height}x{width}: height and width must be multiples of {s}")
         return (self.vae.latent_channels, self.vae.latent_frames(frames), height // s, width // s)
 
 
@@ -228,7 +228,7 @@ _2_6B = WorldModelConfig(
 CONFIGS: dict[str, WorldModelConfig] = {c.name: c for c in (_TINY, _SMALL, _BASE, _2_6B)}
 
 
-def get_config(name: str, **overrides: object) -> WorldModelConfig:
+def get_config(name: str, **overrides: Any) -> WorldModelConfig:
     """The named config; keyword overrides replace top-level fields (frames, fps, height, width),
     and `attention` replaces `dit.attention` (checkpoints and exports store it this way).
 
@@ -238,7 +238,7 @@ def get_config(name: str, **overrides: object) -> WorldModelConfig:
         name, variant = name.split(":", 1)
         overrides.setdefault("attention", variant)
     if name not in CONFIGS:
-        raise UserError(f"model config {name!r} is unknown: use one of {', '.join(CONFIGS)}")
+        raise ModelError(f"model config {name!r} is unknown: use one of {', '.join(CONFIGS)}")
     config = CONFIGS[name]
     attention = overrides.pop("attention", None)
     if attention is not None:

@@ -36,7 +36,7 @@ def parameters_by_component(model: nn.Module) -> dict[str, int]:
     counts: dict[str, int] = {}
     for name, child in model.named_children():
         if name == "blocks":
-            for block in child:
+            for block in child.children():  # the ModuleList's blocks, in order
                 for part_name, part in block.named_children():
                     key = {"self_attn": "blocks.self_attn", "cross_attn": "blocks.cross_attn",
                            "mlp": "blocks.mlp"}.get(part_name, "blocks.norms")
@@ -72,7 +72,7 @@ class StepCost:
         return self.optimizer_bytes + self.activation_bytes_checkpointed
 
 
-def block_forward_macs(dit: "DiTConfig", tokens: int, text_tokens: int) -> tuple[int, int]:
+def block_forward_macs(dit: DiTConfig, tokens: int, text_tokens: int) -> tuple[int, int]:
     """(linear, attention) multiply-adds of one DiT block's forward over `tokens` video tokens
     (self-attention over all of them, cross-attention to `text_tokens`); batch 1."""
     d, inner, hidden = dit.width, dit.inner_dim, dit.swiglu_hidden
@@ -101,7 +101,7 @@ def training_step_cost(config: WorldModelConfig, trainable_params: int, frozen_p
     tokens = latent_frames * (h // ph) * (w // pw)
     text_tokens = dit.text.context_length
     text_width = dit.text.width if text_width is None else text_width
-    d, inner = dit.width, dit.inner_dim
+    d = dit.width
     per_block_linear_macs, per_block_attention_macs = block_forward_macs(dit, tokens, text_tokens)
     patch_volume = ph * pw
     io_macs = tokens * (patch_volume * channels * d                 # patch embedding

@@ -8,12 +8,14 @@ frame owns `tokens_per_frame` consecutive tokens, so per-frame modulation is a b
 """
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from model.configs import DiTConfig
-from model.diff_attention import make_attention
+from model.diff_attention import AttentionKind, make_attention
 from model.kv_cache import KVCache
 
 
@@ -44,10 +46,11 @@ class DiTBlock(nn.Module):
         super().__init__()
         width = config.width
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.self_attn = make_attention(config.attention, width, config.heads, config.head_dim, layer_index,
+        kind = cast(AttentionKind, config.attention)  # DiTConfig checks it is one of ATTENTION_KINDS
+        self.self_attn = make_attention(kind, width, config.heads, config.head_dim, layer_index,
                                         qk_norm=config.qk_norm)
         self.norm_cross = nn.LayerNorm(width, eps=1e-6)
-        self.cross_attn = make_attention(config.attention, width, config.heads, config.head_dim, layer_index,
+        self.cross_attn = make_attention(kind, width, config.heads, config.head_dim, layer_index,
                                          context_dim=width, qk_norm=config.qk_norm)
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.mlp = SwiGLU(width, config.swiglu_hidden)

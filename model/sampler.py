@@ -22,17 +22,17 @@ is committed clean because it is exact.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
 
 from model import flow
+from model.errors import ModelError as UserError  # alias: a one-line diff while this file is edited in parallel
 from model.kv_cache import KVCache
 from model.vae import StreamState, VideoVAE
 from model.world_model import WorldModel
-from pipeline.errors import UserError
 
 
 @dataclass

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from model.configs import TextConfig
-from pipeline.errors import UserError
+from model.errors import ModelError
 
 _TEXT_PREFIXES = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.", "text_projection")
 
@@ -31,7 +31,7 @@ def _text_cfg(config: TextConfig):
 
     model_cfg = open_clip.get_model_config(config.model_name)
     if model_cfg is None:
-        raise UserError(f"text.model_name={config.model_name!r} is not an open_clip model config; "
+        raise ModelError(f"text.model_name={config.model_name!r} is not an open_clip model config; "
                         f"use one of open_clip.list_models() or 'custom'")
     text = dict(model_cfg["text_cfg"])
     text["context_length"] = min(text.get("context_length", 77), config.context_length)
@@ -65,7 +65,7 @@ class TextEncoder(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "TextEncoder":
+    def train(self, mode: bool = True) -> TextEncoder:
         return super().train(False)  # frozen: dropout etc. stay off
 
     def load_weights(self, path: Path) -> None:
@@ -75,12 +75,12 @@ class TextEncoder(nn.Module):
         try:
             state = load_state_dict(path)
         except WeightsFileError as error:
-            raise UserError(f"text.weights_path={error.message}", hint=error.hint) from None
+            raise ModelError(f"text.weights_path={error.message}", hint=error.hint) from None
         text_state = {key: value for key, value in state.items() if key.startswith(_TEXT_PREFIXES)}
         missing, _ = self.tower.load_state_dict(text_state, strict=False)
         missing = [key for key in missing if key != "attn_mask"]
         if missing:
-            raise UserError(f"text.weights_path={path}: missing text keys {missing[:3]}...; "
+            raise ModelError(f"text.weights_path={path}: missing text keys {missing[:3]}...; "
                             f"the checkpoint does not match text.model_name={self.config.model_name!r}")
 
     def tokenize(self, captions: list[str]) -> torch.Tensor:

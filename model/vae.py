@@ -15,15 +15,15 @@ channels (depth-to-time), except global frame 0, which yields one (1 + k -> 1 + 
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from model.configs import VAEConfig
+from model.errors import ModelError as UserError  # alias: a one-line diff while this file is edited in parallel
 from model.norms import RMSNorm
-from pipeline.errors import UserError
 
 
 class StreamState:

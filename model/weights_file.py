@@ -9,7 +9,8 @@ through `load_state_dict` here. The format is checked by content, not by suffix:
 A trusted pickle checkpoint is converted once, by its owner, with `CONVERT_HINT`.
 
 Imports only torch, safetensors and the standard library, so model/ and pipeline/ can share it;
-callers turn `WeightsFileError` into `pipeline.errors.UserError` naming their config field.
+callers turn `WeightsFileError` into their user-facing error (`model.errors.ModelError`,
+`contract.errors.UserError`) naming their config field.
 """
 from __future__ import annotations
 

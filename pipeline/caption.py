@@ -16,6 +16,8 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
+from contract.defaults import DEFAULT_SUN_AZIMUTH_DEG, DEFAULT_SUN_ELEVATION_DEG
+
 MOVE_MPS = 0.25  # slower than this counts as standing still
 TURN_DEG_PER_S = 8.0  # slower heading changes are drift (waypoint corrections), not a turn
 LOOK_DEG_PER_S = 8.0
@@ -236,7 +238,7 @@ def caption_clip(
         camera_to_world = poses
     environment = clip.get("environment") or {}
     sun = environment.get("sun") or {}
-    period = time_of_day(float(sun.get("elevation_deg", 45.0)), float(sun.get("azimuth_deg", 135.0)))
+    period = time_of_day(float(sun.get("elevation_deg", DEFAULT_SUN_ELEVATION_DEG)), float(sun.get("azimuth_deg", DEFAULT_SUN_AZIMUTH_DEG)))
     adjectives = weather_words(environment.get("weather") or {}, period)
     world = _with_article(adjectives, world_noun(clip.get("world") or {}))
     rig = clip["camera"]["rig"]

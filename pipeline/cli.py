@@ -11,11 +11,12 @@ import sys
 
 import click
 
-from pipeline.errors import UserError
+from contract.errors import UserError
+from model.errors import ModelError
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
-    "manifest": "pipeline.manifest.cli:manifest",
+    "manifest": "pipeline.cli_manifest:manifest",
     "render-server": "unreal_bridge.cli:render_server",
     "generate": "pipeline.generate.cli:generate",
     "inspect": "pipeline.inspect:inspect_command",
@@ -63,10 +64,14 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user mistakes become one red line and exit code 2, never a traceback."""
+    """Entry point: user mistakes become one red line and exit code 2, never a traceback.
+
+    `UserError` (contract/errors.py) and `ModelError` (model/errors.py: model/ imports nothing of
+    ours, so it has its own) are the two user-facing error types; both are handled alike.
+    """
     try:
         cli.main(args=argv, prog_name="worldloom", standalone_mode=False)
-    except UserError as error:
+    except (UserError, ModelError) as error:
         click.secho(f"error: {error.one_line()}", fg="red", err=True)
         sys.exit(error.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):

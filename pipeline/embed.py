@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from typing import Any
 import click
 import numpy as np
 
-from pipeline.errors import UserError
+from contract.errors import UserError
+from contract.sample import JSON, MP4
 
 PREFERRED_PREVIEW_SCORES = ("sharpness", "motion", "pixel_motion")
 
@@ -64,18 +65,18 @@ def _decoded(dataset: Path, keys: list[str], *, max_frames: int | None = None) -
 
     found: dict[str, dict[str, Any]] = {}
     for sample in iter_samples(dataset, decode=False, keys=set(keys)):
-        if "mp4" not in sample:
+        if MP4 not in sample:
             continue
         try:
-            frames = decode_mp4(sample["mp4"], max_frames=max_frames) if max_frames else decode_mp4(sample["mp4"])
+            frames = decode_mp4(sample[MP4], max_frames=max_frames) if max_frames else decode_mp4(sample[MP4])
         except Exception as error:  # noqa: BLE001 - a damaged member is reported, not fatal
             click.secho(f"warning: {sample['__key__']} in {sample['__shard__']}: video not decodable "
                         f"({type(error).__name__}: {error}); skipped (run `worldloom verify`)", fg="yellow", err=True)
             continue
         meta: dict[str, Any] = {}
-        if "json" in sample:
+        if JSON in sample:
             try:
-                meta = json.loads(sample["json"])
+                meta = json.loads(sample[JSON])
             except ValueError:
                 meta = {}
         found[sample["__key__"]] = {"key": sample["__key__"], "frames": frames, "meta": meta}

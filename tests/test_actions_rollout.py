@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.manifest import (
+from contract.manifest import (
     ActionStringError, camera_to_world, format_action_string, parse_action_string, rollout_poses, yaw_pitch_from_pose,
 )
-from pipeline.manifest.actions import random_walk_string, waypoint_actions
-from pipeline.manifest.rollout import RolloutParams
+from contract.manifest.actions import random_walk_string, waypoint_actions
+from contract.manifest.rollout import RolloutParams
 
 FPS, SPEED = 10.0, 2.0
 START = camera_to_world([1.0, 2.0, 1.7], yaw_deg=0.0, pitch_deg=0.0)

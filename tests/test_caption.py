@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.caption import caption_clip, segment_phases, time_of_day, weather_words
-from pipeline.manifest import camera_to_world, load_manifest, resolve_clip
+from contract.manifest import camera_to_world, load_manifest, resolve_clip
 
 BASE = {
     "version": 1, "name": "captions", "seed": 3,

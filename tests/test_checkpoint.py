@@ -17,7 +17,7 @@ from torch import nn
 from model.configs import get_config
 from model.vae import VideoVAE
 from model.world_model import WorldModel
-from pipeline.errors import UserError
+from contract.errors import UserError
 from training import checkpoint as ckpt
 from training.export import export_checkpoint, load_export
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from pipeline.cli import cli
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 

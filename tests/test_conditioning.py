@@ -10,7 +10,7 @@ from model.configs import get_config
 from model.kv_cache import KVCache
 from model.sampler import context_noise_level, iter_sample_latents, trained_window_chunks
 from model.world_model import WorldModel
-from pipeline.errors import UserError
+from model.errors import ModelError
 from training.loop import WorldStep
 from training.optim import build_adamw, split_parameters
 
@@ -207,7 +207,7 @@ def test_eviction_re_rotates_kept_keys_to_contiguous_positions() -> None:
 def test_sampler_commits_generated_context_at_the_training_context_level(tiny: WorldModel) -> None:
     high = tiny.config.flow.context_noise_max
     assert context_noise_level(tiny, None) == pytest.approx(high / 2)
-    with pytest.raises(UserError):
+    with pytest.raises(ModelError):
         context_noise_level(tiny, 2 * high)
     commits: list[torch.Tensor] = []
     original = tiny.forward

@@ -187,7 +187,7 @@ def test_cli_exit_code_names_the_broken_rule():
 
 
 def test_builtin_manifest_is_tiny():
-    from pipeline.manifest import load_manifest
+    from contract.manifest import load_manifest
 
     manifest = load_manifest(BUILTIN_MANIFEST)
     assert manifest.output.frames <= 8 and manifest.output.width * manifest.output.height <= 64 * 64

@@ -14,7 +14,7 @@ from pipeline.curate.config import CurateConfig, InputConfig, ShotConfig, load_c
 from pipeline.curate.inputs import expand_inputs
 from pipeline.curate.probe import REJECT_REASONS, probe
 from pipeline.curate.process import process_input
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 CONTENT = CurateConfig(shots=ShotConfig(detector="content"))
 

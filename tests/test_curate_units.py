@@ -21,7 +21,7 @@ from pipeline.curate.plan import plan_clips
 from pipeline.curate.probe import probe
 from pipeline.curate.process import process_input, scene_name
 from pipeline.curate.scores import AestheticHead, motion_score
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 def test_inputs_from_files_folders_lists_and_parquet(tmp_path):

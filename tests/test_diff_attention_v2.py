@@ -16,7 +16,7 @@ from model.dit import chunk_causal_mask
 from model.kv_cache import KVCache
 from model.rope import apply_rope
 from model.world_model import WorldModel
-from pipeline.errors import UserError
+from model.errors import ModelError
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -151,10 +151,10 @@ def test_world_model_with_v2_cache_equals_full_forward() -> None:
 
 def test_attention_option_is_validated() -> None:
     assert get_config("tiny").dit.attention == "diff_v1"  # V1 stays the default
-    with pytest.raises(UserError, match="dit.attention"):
+    with pytest.raises(ModelError, match="dit.attention"):
         get_config("tiny", attention="diff_v3")
     assert isinstance(make_attention("diff_v1", 64, 4, 8, 0), DifferentialAttention)
     assert get_config("tiny:diff_v2").dit.attention == "diff_v2"  # what a train config's `model:` may say
     assert get_config("tiny:diff_v2", attention="diff_v1").dit.attention == "diff_v1"  # explicit wins
-    with pytest.raises(UserError, match="dit.attention"):
+    with pytest.raises(ModelError, match="dit.attention"):
         get_config("tiny:v9")

@@ -106,7 +106,7 @@ def _motions_from(c2w: np.ndarray) -> list[cam.RelativeMotion]:
 
 
 def test_camera_errors_are_zero_for_the_commanded_motion_and_the_turn_for_a_frozen_camera() -> None:
-    from pipeline.manifest import camera_to_world, parse_action_string, rollout_poses
+    from contract.manifest import camera_to_world, parse_action_string, rollout_poses
 
     actions = parse_action_string("lw-8", frames=9)
     path = rollout_poses(actions, camera_to_world([0, 0, 1.6], 0, 0), 1.4, 8)
@@ -135,7 +135,7 @@ def test_continued_clip_keeps_the_recorded_actions_and_renders(clip) -> None:
 
 
 def test_re_driven_clip_follows_new_actions(clip) -> None:
-    from pipeline.manifest.rollout import YAW
+    from contract.manifest.rollout import YAW
 
     actions = np.zeros((9, 8), np.float32)
     actions[1:, YAW] = 45.0  # a full turn over 8 frames
@@ -146,7 +146,7 @@ def test_re_driven_clip_follows_new_actions(clip) -> None:
 
 
 def _eval_clip(actions: np.ndarray, start_yaw: float):
-    from pipeline.manifest import camera_to_world
+    from contract.manifest import camera_to_world
     from training.eval.rollout import EvalClip, path_for
 
     poses = path_for(actions, camera_to_world([1.0, 2.0, 1.6], start_yaw, 0.0), 1.4, 8.0)
@@ -156,8 +156,8 @@ def _eval_clip(actions: np.ndarray, start_yaw: float):
 
 
 def test_controls_and_commands() -> None:
-    from pipeline.manifest import parse_action_string
-    from pipeline.manifest.rollout import BACK, FORWARD, YAW
+    from contract.manifest import parse_action_string
+    from contract.manifest.rollout import BACK, FORWARD, YAW
     from training.eval.rollout import command_actions, path_for
     from training.eval.run import _shuffled, revisit_actions
 

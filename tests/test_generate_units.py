@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "manifests" / "examples"
 
@@ -59,7 +59,7 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
 
 
 def test_manifest_endpoints_are_used_and_an_unreal_manifest_without_one_is_refused(tmp_path):
-    from pipeline.errors import UserError
+    from contract.errors import UserError
     from pipeline.generate.config import GenerateConfig
     from pipeline.generate.tasks import ManifestInfo, render_endpoints
 

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.curate.expression import MAX_DEPTH, evaluate, example_for
 from pipeline.curate.mix import MixSource, parse_source, plan_mix
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,7 +35,7 @@ def test_deep_nesting_is_refused_not_a_recursion_error():
 
 def test_text_repetition_is_refused_before_it_allocates():
     code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (1500 << 20, 1500 << 20))\n"
-            "import pandas as pd\nfrom pipeline.curate.expression import evaluate\nfrom pipeline.errors import UserError\n"
+            "import pandas as pd\nfrom pipeline.curate.expression import evaluate\nfrom contract.errors import UserError\n"
             "try:\n    evaluate(\"'x' * 3000000000 == caption\", pd.DataFrame({'caption': ['a']}))\n"
             "except UserError as error:\n    print(error.one_line())\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -11,10 +11,10 @@ import textwrap
 
 import pytest
 
-from pipeline.errors import UserError
-from pipeline.manifest import load_manifest, parse_action_string
-from pipeline.manifest.actions import ActionStringError
-from pipeline.manifest.schema import MAX_CLIPS_TOTAL, MAX_FRAMES
+from contract.errors import UserError
+from contract.manifest import load_manifest, parse_action_string
+from contract.manifest.actions import ActionStringError
+from contract.manifest.schema import MAX_CLIPS_TOTAL, MAX_FRAMES
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -72,7 +72,7 @@ def test_huge_manifest_text_is_refused():
 @pytest.mark.parametrize("text", ["w-1000000000000", "w-50000000,w-50000000", "w-" + "9" * 5000])
 def test_action_string_bombs_fail_before_allocating(text):
     result = run_limited(f"""
-        from pipeline.manifest.actions import ActionStringError, parse_action_string
+        from contract.manifest.actions import ActionStringError, parse_action_string
         try:
             parse_action_string({text!r})
         except ActionStringError as error:
@@ -138,8 +138,8 @@ def test_counts_and_sizes_have_ceilings():
 ])
 def test_deep_nesting_is_refused_at_once(make_text):
     result = run_limited(f"""
-        from pipeline.errors import UserError
-        from pipeline.manifest import load_manifest
+        from contract.errors import UserError
+        from contract.manifest import load_manifest
         try:
             load_manifest({make_text})
         except UserError as error:

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from test_hardening_manifest import billion_laughs
 from test_render_protocol_support import GradientBackend, inprocess_server, standin_clip, standin_resolver
 from unreal_bridge.client import AUTH_TOKEN_ENV, RenderClient, token_from_env
@@ -239,7 +239,7 @@ def test_heightmaps_come_only_from_asset_folders_or_the_request(tmp_path):
 
 def test_the_procedural_server_does_not_open_a_path_the_client_names(tmp_path):
     """End to end: a terrain clip naming a private PNG by absolute path is INVALID_ARGUMENT."""
-    from pipeline.manifest import load_manifest, resolve_clip
+    from contract.manifest import load_manifest, resolve_clip
     from unreal_bridge.procedural import ProceduralBackend
 
     private = tmp_path / "secret.png"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from pipeline.generate import load_config, run_generate
 from pipeline.shards import DatasetLayout, iter_samples, read_dataset_json, read_index, verify_dataset
 
@@ -181,7 +181,7 @@ def test_disk_filling_up_mid_run_exits_in_one_line_and_resumes(workdir: Path, re
 def test_a_million_clip_manifest_is_planned_without_resolving_clips(tmp_path: Path, monkeypatch) -> None:
     import tracemalloc
 
-    import pipeline.manifest as manifest_module
+    import contract.manifest as manifest_module
     from pipeline.generate.tasks import expand_manifests, iter_keys, iter_tasks, plan_manifests
 
     big = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())

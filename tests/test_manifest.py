@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.errors import UserError
-from pipeline.manifest import (
+from contract.errors import UserError
+from contract.manifest import (
     clip_arrays, clip_sha256, derive_seed, load_manifest, resolve_clip, resolve_manifest, rollout_poses,
 )
-from pipeline.manifest.cli import schema_text
+from pipeline.cli_manifest import schema_text
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))

@@ -11,9 +11,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import UserError
-from pipeline.manifest import load_manifest, resolve_manifest
-from pipeline.manifest.loader import format_loc
+from contract.errors import UserError
+from contract.manifest import load_manifest, resolve_manifest
+from contract.manifest.loader import format_loc
 
 REPO = Path(__file__).resolve().parents[1]
 BASES = {name: yaml.safe_load((REPO / "manifests" / "examples" / f"{name}.yaml").read_text()) for name in ("quickstart", "physics_sandbox", "city_drive")}

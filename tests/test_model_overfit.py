@@ -24,7 +24,7 @@ def generated_clips(frames: int, height: int, width: int) -> dict:
     """Render the first clip of each quickstart scene: video (B,3,T,H,W) in [-1,1], actions
     (B,T,8), camera_to_world (B,T,4,4), intrinsics (B,3,3) and the grounded captions."""
     from pipeline.caption import caption_clip
-    from pipeline.manifest import resolve_manifest
+    from contract.manifest import resolve_manifest
     from unreal_bridge.procedural import ProceduralBackend
 
     data = yaml.safe_load(QUICKSTART.read_text())

@@ -99,16 +99,16 @@ def test_image_to_video_keeps_the_image_and_is_deterministic(tiny) -> None:
 
 
 def test_sampler_rejects_short_action_arrays(tiny) -> None:
-    from pipeline.errors import UserError
+    from model.errors import ModelError
 
     model, vae = tiny
-    with pytest.raises(UserError, match="actions"):
+    with pytest.raises(ModelError, match="actions"):
         sample(model, vae, num_frames=9, actions=np.zeros((5, 8), np.float32), steps=1)
 
 
 def test_action_string_rolled_out_into_poses_steers_the_rollout() -> None:
     """End to end with the manifest helpers: action string -> (T, 8) actions -> camera path -> sampler."""
-    from pipeline.manifest import camera_to_world, parse_action_string, rollout_poses
+    from contract.manifest import camera_to_world, parse_action_string, rollout_poses
 
     torch.manual_seed(1)
     cfg = get_config("tiny")

@@ -6,7 +6,7 @@ import torch
 
 from model.configs import VAEConfig, get_config
 from model.vae import VideoVAE
-from pipeline.errors import UserError
+from model.errors import ModelError
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,7 +31,7 @@ def test_frame_count_rule_and_shapes(vae: VideoVAE) -> None:
         mean, logvar = vae.encode(video)
         assert mean.shape == logvar.shape == (1, 4, 4, 4, 2)  # 13 = 1 + 4*3 -> 4 latent frames
         assert vae.decode(mean).shape == video.shape
-    with pytest.raises(UserError, match="1 \\+ 4\\*k"):
+    with pytest.raises(ModelError, match="1 \\+ 4\\*k"):
         vae.encode(torch.zeros(1, 3, 12, 32, 16))
 
 

@@ -12,7 +12,7 @@ from model.configs import CONFIGS, FlowConfig, get_config
 from model.counting import count_parameters
 from model.kv_cache import KVCache
 from model.world_model import WorldModel
-from pipeline.errors import UserError
+from model.errors import ModelError
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -133,9 +133,9 @@ def test_config_sizes_grow_and_bad_names_are_user_errors() -> None:
         with torch.device("meta"):
             counts.append(sum(p.numel() for p in WorldModel(CONFIGS[name]).trainable_parameters()))
     assert counts == sorted(counts)
-    with pytest.raises(UserError, match="unknown"):
+    with pytest.raises(ModelError, match="unknown"):
         get_config("huge")
-    with pytest.raises(UserError, match="1 \\+ 4\\*k"):
+    with pytest.raises(ModelError, match="1 \\+ 4\\*k"):
         get_config("tiny").vae.latent_frames(16)
 
 
@@ -222,9 +222,9 @@ def test_text_tower_loads_local_weights_and_stays_frozen(tmp_path) -> None:
     assert not torch.allclose(emb, fresh.encode(captions)[0])
     assert mask[0].sum() > mask[1].sum() >= 2  # start/end tokens even for the empty caption
     assert not any(p.requires_grad for p in loaded.parameters())
-    with pytest.raises(UserError, match="weights_path"):
+    with pytest.raises(ModelError, match="weights_path"):
         TextEncoder(replace(TextConfig(), weights_path=str(tmp_path / "missing.pt")))
     pickled = tmp_path / "clip.pt"  # a pickle checkpoint is refused by content, never unpickled
     torch.save(source.tower.state_dict(), pickled)
-    with pytest.raises(UserError, match=r"text.weights_path=.*clip.pt: a torch.save zip \(pickle\) file.*save_file"):
+    with pytest.raises(ModelError, match=r"text.weights_path=.*clip.pt: a torch.save zip \(pickle\) file.*save_file"):
         TextEncoder(replace(TextConfig(), weights_path=str(pickled)))

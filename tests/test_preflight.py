@@ -139,6 +139,10 @@ def test_a_workers_one_line_error_is_unwrapped_from_ray_train() -> None:
     wrapped = WorkerGroupError("rank 1 failed", {1: UserExceptionWithTraceback(starved, "Traceback ...")})
     assert worker_user_error(wrapped) is starved
     assert worker_user_error(WorkerGroupError("oom", {0: MemoryError()})) is None
+    from model.errors import ModelError  # model/ has its own user-facing error (it imports nothing of ours)
+
+    bad_shape = ModelError("frames=12: the causal VAE needs 1 + 4*k frames")
+    assert worker_user_error(WorkerGroupError("rank 0 failed", {0: UserExceptionWithTraceback(bad_shape, "")})) is bad_shape
 
 
 def test_train_command_refuses_a_starved_rank_in_one_red_line(tmp_path: Path, capsys) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from pipeline.manifest import resolve_clip, rollout_poses
+from contract.manifest import resolve_clip, rollout_poses
 from unreal_bridge.backend import PASS_DTYPES, RenderBackend, RenderedFrame
 from unreal_bridge.procedural import ProceduralBackend
 from unreal_bridge.procedural.camera import intrinsics_matrix, linear_depth, look_at, project, projection_matrix, view_matrix
@@ -290,7 +290,7 @@ def test_low_sun_is_warm():
 def test_unreal_level_is_rejected_with_a_clear_message():
     clip = make_clip(WORLDS["empty"], frames=1)
     clip["world"] = {"level": "/Game/Maps/City"}
-    from pipeline.errors import UserError
+    from contract.errors import UserError
 
     with pytest.raises(UserError, match="world.level"):
         ProceduralBackend().open(clip)
@@ -325,7 +325,7 @@ def test_terrain_from_a_pybullet_data_heightmap_png():
     assert frame.passes["depth"][-1].max() < 20.0
     missing = copy.deepcopy(clip)
     missing["world"]["params"]["heightmap"] = "no/such/heightmap.png"
-    from pipeline.errors import UserError
+    from contract.errors import UserError
 
     with pytest.raises(UserError, match="world.params.heightmap"):
         ProceduralBackend().open(missing)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from pipeline.ray_runtime import _probe, resolve_address, token_available
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +69,7 @@ def test_closed_port_fails_in_one_line_quickly():
 
 JOIN = """
 import sys
-from pipeline.errors import UserError
+from contract.errors import UserError
 from pipeline.ray_runtime import init_ray
 import ray
 try:

@@ -68,7 +68,7 @@ def test_cli_check_subcommand_is_wired():
 def test_cli_check_says_so_when_the_conformance_suite_is_absent(monkeypatch):
     from click.testing import CliRunner
 
-    from pipeline.errors import UserError
+    from contract.errors import UserError
     from unreal_bridge import cli
 
     monkeypatch.setattr(cli._RenderServerGroup, "lazy", {"check": ("unreal_bridge.no_such_conformance", "check")})

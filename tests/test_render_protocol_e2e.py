@@ -19,7 +19,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from unreal_bridge.client import RenderClient, RenderedClip
 from unreal_bridge.launch import ProceduralServer
 from unreal_bridge.server import SERVICE_NAME
@@ -95,7 +95,7 @@ def test_every_example_renders_over_grpc(server, manifest):
 @pytest.mark.timeout(120)
 def test_holding_w_moves_the_camera_along_its_own_plus_z(server):
     """OpenCV convention: +z is forward. Walk, turn right while walking, walk."""
-    from pipeline.manifest import ACTION_KEYS
+    from contract.manifest import ACTION_KEYS
 
     motion = {"policy": "scripted", "actions": "w-6,lw-6,w-6", "speed_mps": 2.0}
     text = small_manifest(REPO_ROOT / "manifests" / "examples" / "quickstart.yaml", frames=18, motion=motion)

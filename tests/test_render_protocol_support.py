@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from unreal_bridge.backend import RenderedFrame
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
 from unreal_bridge.server import RenderServer, RenderServicer, ServerConfig

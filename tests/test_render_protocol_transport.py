@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from test_render_protocol_support import GradientBackend, inprocess_server, standin_clip
 from unreal_bridge.client import FrameIntegrityError, RenderClient
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb

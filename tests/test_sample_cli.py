@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from training.sample import actions_and_path, frames_for, load_camera
 
 

@@ -14,7 +14,7 @@ from test_curate_helpers import curated_procedural  # noqa: E402
 from pipeline.curate.expression import evaluate
 from pipeline.curate.mix import MixSource, parse_source, plan_mix, run_mix
 from pipeline.curate.select import run_select, selected_keys
-from pipeline.errors import UserError
+from contract.errors import UserError
 from pipeline.shards import iter_samples, read_dataset_json, read_index, verify_dataset
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from training.config import load_config, parse_config, parse_data_arg, with_overrides
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"

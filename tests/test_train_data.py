@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from training.data import (ClipWindows, DataPosition, WindowSpec, _crop_resize_intrinsics, align_actions, make_loader,
                            plan_window, resolve_shards)
 from training.testing import pattern_clip, write_pattern_shards

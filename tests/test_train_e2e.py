@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

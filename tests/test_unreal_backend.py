@@ -382,10 +382,10 @@ def test_install_plugin_lays_out_the_project(tmp_path):
     site = plugin / "Content" / "Python" / "Lib" / "site-packages"
     assert (site / "unreal_bridge" / "unreal" / "startup.py").is_file()
     assert (site / "unreal_bridge" / "protos" / "worldloom" / "render" / "v1" / "render_pb2.py").is_file()
-    assert (site / "pipeline" / "manifest" / "resolve.py").is_file()
+    assert (site / "contract" / "manifest" / "resolve.py").is_file() and not (site / "pipeline").exists()
     assert not (site / "unreal_bridge" / "unreal" / "plugin").exists()
     assert (plugin / "Content" / "Python" / "init_unreal.py").is_file()
-    from pipeline.errors import UserError
+    from contract.errors import UserError
 
     with pytest.raises(UserError, match="--force"):
         install(tmp_path)

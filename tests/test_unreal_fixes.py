@@ -20,8 +20,8 @@ from fake_unreal import (
     fake_depth_cm,
     fake_rgb,
 )
-from pipeline.errors import UserError
-from pipeline.manifest import load_manifest, resolve_clip
+from contract.errors import UserError
+from contract.manifest import load_manifest, resolve_clip
 from unreal_bridge.unreal import coords
 from unreal_bridge.unreal.backend import UnrealBackend, UnrealBackendConfig
 from unreal_bridge.unreal.game_thread import GameThreadExecutor

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from unreal_bridge.unreal import install_plugin as installer
 from unreal_bridge.unreal import requirements
 from unreal_bridge.unreal.python_env import PROTOBUF_GENCODE, BridgeEnvironmentError, check_runtime, prefer_plugin_packages

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from model.weights_file import WeightsFileError, check_safetensors, find_in_folder, load_state_dict
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 @pytest.fixture

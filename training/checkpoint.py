@@ -45,7 +45,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 FORMAT = "worldloom-checkpoint"
 FORMAT_VERSION = 2

@@ -5,7 +5,7 @@ import shlex
 
 import click
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 def _console():

@@ -6,7 +6,7 @@ comes from and how it is mixed, the optimiser and schedule, checkpointing, MLflo
 The resolved config (after CLI overrides) is what rank 0 logs to MLflow, so a run can be
 reproduced from its MLflow params alone.
 
-User mistakes raise `pipeline.errors.UserError` with one line naming the file, the field and
+User mistakes raise `contract.errors.UserError` with one line naming the file, the field and
 the fix (pydantic's multi-line reports are folded into that line).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 class _Strict(BaseModel):

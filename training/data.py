@@ -53,12 +53,11 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from pipeline.errors import UserError
+from contract.defaults import unknown_camera_intrinsics
+from contract.errors import UserError
+from contract.sample import ACTION_DIM, ACTIONS, INTRINSICS, JSON, KEY_CHANNELS, LATENTS, LOOK_CHANNELS, MP4, POSES
 
 # Legend: T frames in a window, H x W output resolution, A = 8 action channels.
-ACTION_DIM = 8
-KEY_CHANNELS = slice(0, 6)   # forward, back, left, right, jump, sprint: multi-hot
-LOOK_CHANNELS = slice(6, 8)  # yaw_deg, pitch_deg per frame: deltas
 
 
 # --------------------------------------------------------------------------- shard lists
@@ -231,11 +230,11 @@ def plan_clip(sample: dict[str, Any], spec: "WindowSpec", rng: random.Random) ->
 
     Used both when training and when skipping on resume, so both make the same draws.
     """
-    meta = json.loads(sample["json"]) if "json" in sample else {}
-    video = OpenVideo(sample["mp4"])
+    meta = json.loads(sample[JSON]) if JSON in sample else {}
+    video = OpenVideo(sample[MP4])
     num_frames = len(video)
-    arrays = {name: _npy(sample[name]) for name in ("poses.npy", "actions.npy", "intrinsics.npy") if name in sample}
-    for name in ("poses.npy", "actions.npy"):
+    arrays = {name: _npy(sample[name]) for name in (POSES, ACTIONS, INTRINSICS) if name in sample}
+    for name in (POSES, ACTIONS):
         if name in arrays:
             num_frames = min(num_frames, len(arrays[name]))
     source_fps = float(meta.get("fps") or video.fps)
@@ -246,9 +245,9 @@ def plan_clip(sample: dict[str, Any], spec: "WindowSpec", rng: random.Random) ->
 def clip_window(sample: dict[str, Any], plan: WindowPlan, spec: "WindowSpec") -> dict[str, Any]:
     """Decode the planned window of one raw shard sample, with poses, actions and caption aligned to it."""
     indices, meta = plan.indices, plan.meta
-    poses = plan.arrays.get("poses.npy")
-    actions = plan.arrays.get("actions.npy")
-    intrinsics = plan.arrays.get("intrinsics.npy")
+    poses = plan.arrays.get(POSES)
+    actions = plan.arrays.get(ACTIONS)
+    intrinsics = plan.arrays.get(INTRINSICS)
     frames = plan.video.read(indices)
     source_height, source_width = frames.shape[1:3]
     video = resize_frames(frames, spec.height, spec.width)
@@ -276,7 +275,7 @@ def _crop_resize_intrinsics(K: np.ndarray | None, source_height: int, source_wid
                             height: int, width: int) -> np.ndarray:
     """K of the source pixels -> K of the cropped and resized pixels (pinhole, OpenCV)."""
     if K is None:  # unknown camera: a 90-degree horizontal field of view, centred
-        return np.array([[width / 2, 0, width / 2], [0, width / 2, height / 2], [0, 0, 1]], dtype=np.float64)
+        return unknown_camera_intrinsics(width, height)
     top, left, crop_height, crop_width = crop_box(source_height, source_width, height, width)
     shift = np.array([[1, 0, -left], [0, 1, -top], [0, 0, 1]], dtype=np.float64)
     scale = np.diag([width / crop_width, height / crop_height, 1.0])
@@ -573,14 +572,14 @@ class ClipWindows(torch.utils.data.IterableDataset):
 
 def latent_window(sample: dict[str, Any]) -> dict[str, Any]:
     """A sample written by `worldloom encode`: latents and aligned conditioning, no decoding."""
-    meta = json.loads(sample["json"]) if "json" in sample else {}
+    meta = json.loads(sample[JSON]) if JSON in sample else {}
     return {
         "key": sample["__key__"],
-        "latents": torch.from_numpy(_npy(sample["latents.npy"]).astype(np.float32)),
-        "poses": torch.from_numpy(_npy(sample["poses.npy"]).astype(np.float32)),
-        "actions": torch.from_numpy(_npy(sample["actions.npy"]).astype(np.float32)),
+        "latents": torch.from_numpy(_npy(sample[LATENTS]).astype(np.float32)),
+        "poses": torch.from_numpy(_npy(sample[POSES]).astype(np.float32)),
+        "actions": torch.from_numpy(_npy(sample[ACTIONS]).astype(np.float32)),
         "has_actions": torch.tensor(bool(meta.get("has_actions", True))),
-        "intrinsics": torch.from_numpy(_npy(sample["intrinsics.npy"]).astype(np.float32)),
+        "intrinsics": torch.from_numpy(_npy(sample[INTRINSICS]).astype(np.float32)),
         "caption": str(meta.get("caption", "")),
         "window_start": int(meta.get("window_start", 0)),
     }

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from pipeline.errors import UserError
+from contract.errors import UserError
+from contract.sample import ACTIONS, INTRINSICS, JSON, LATENTS, MP4, POSES
 from training.checkpoint import load_for_inference
 from training.data import OpenVideo, WindowPlan, WindowSpec, clip_window, provenance, resolve_shards
 
@@ -46,12 +47,12 @@ class EncodeResult:
 
 
 def _windows(sample: dict[str, Any], spec: WindowSpec, limit: int) -> list[WindowPlan]:
-    meta = json.loads(sample["json"]) if "json" in sample else {}
-    video = OpenVideo(sample["mp4"])
+    meta = json.loads(sample[JSON]) if JSON in sample else {}
+    video = OpenVideo(sample[MP4])
     num_frames = len(video)
     arrays = {name: np.load(io.BytesIO(sample[name]), allow_pickle=False)
-              for name in ("poses.npy", "actions.npy", "intrinsics.npy") if name in sample}
-    for name in ("poses.npy", "actions.npy"):
+              for name in (POSES, ACTIONS, INTRINSICS) if name in sample}
+    for name in (POSES, ACTIONS):
         if name in arrays:
             num_frames = min(num_frames, len(arrays[name]))
     stride = max(1, round(float(meta.get("fps") or video.fps) / spec.fps))
@@ -98,11 +99,11 @@ def encode_dataset(checkpoint: str | Path, data: list[str], out: str | Path, *, 
         for window, latent in zip(pending, mean):
             key = f"{window['key']}_w{window['window_start']:05d}"
             writer.write(key, {
-                "latents.npy": encode_npy(latent.numpy().astype(np.float16)),
-                "poses.npy": encode_npy(window["poses"].numpy()),
-                "actions.npy": encode_npy(window["actions"].numpy()),
-                "intrinsics.npy": encode_npy(window["intrinsics"].numpy()),
-                "json": encode_json({"key": key, "source_key": window["key"], "caption": window["caption"],
+                LATENTS: encode_npy(latent.numpy().astype(np.float16)),
+                POSES: encode_npy(window["poses"].numpy()),
+                ACTIONS: encode_npy(window["actions"].numpy()),
+                INTRINSICS: encode_npy(window["intrinsics"].numpy()),
+                JSON: encode_json({"key": key, "source_key": window["key"], "caption": window["caption"],
                                      "window_start": window["window_start"],
                                      "has_actions": bool(window["has_actions"]),
                                      "model": loaded.state["model"], "vae_checkpoint": str(loaded.path),

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 FORMAT = "worldloom-export"
 FORMAT_VERSION = 1

@@ -101,7 +101,7 @@ def build_frozen_vae(config: TrainConfig, model_cfg: Any, device: torch.device) 
 
     loaded = ckpt.load_for_inference(config.vae_checkpoint)
     if loaded.state.get("stage") != "vae":
-        from pipeline.errors import UserError
+        from contract.errors import UserError
 
         raise UserError(f"vae_checkpoint {config.vae_checkpoint}: is a {loaded.state.get('stage')!r} checkpoint",
                         hint="point vae_checkpoint at a checkpoint of a `stage: vae` run")

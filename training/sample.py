@@ -2,7 +2,7 @@
 
 Conditioning, all optional besides the prompt:
   --image first.png     image-to-video: the first frame is given (centre-cropped and resized)
-  --actions "w-80,a-20" keyboard actions per frame (pipeline.manifest action strings); the camera
+  --actions "w-80,a-20" keyboard actions per frame (contract.manifest action strings); the camera
                         path is the first-person rollout of those actions (docs/manifests.md)
   --camera path.json    an explicit camera path: {"camera_to_world": [T][4][4], "intrinsics": [3][3]}
                         or a bare list of 4x4 matrices (OpenCV camera-to-world, metres)
@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.errors import UserError
+from contract.defaults import unknown_camera_intrinsics
+from contract.errors import UserError
 from training.checkpoint import LoadedCheckpoint, load_for_inference
 from training.export import attention_of
 from training.video_io import write_mp4
@@ -91,7 +92,7 @@ def actions_and_path(text: str, frames: int, fps: float, notes: list[str] | None
     """Actions (frames, 8) and the first-person camera path they drive. A longer string is cut to
     the rollout (`--seconds` decides the length, as a user reading `--seconds 2` expects), with a
     note; a shorter one is padded with idle frames."""
-    from pipeline.manifest import ActionStringError, camera_to_world, parse_action_string, rollout_poses
+    from contract.manifest import ActionStringError, camera_to_world, parse_action_string, rollout_poses
 
     try:
         actions = parse_action_string(text)
@@ -159,7 +160,7 @@ def sample_video(checkpoint: str | Path, prompt: str, *, seconds: float, out: st
     if camera is not None:
         c2w, K = load_camera(camera, frames)
     if c2w is not None and K is None:
-        K = np.array([[width / 2, 0, width / 2], [0, width / 2, height / 2], [0, 0, 1]], np.float64)
+        K = unknown_camera_intrinsics(width, height)
     with torch.no_grad():
         video = sample(world_model, vae, prompt=prompt, num_frames=frames, fps=fps, height=height, width=width,
                        image=first, actions=action_array, camera_to_world=c2w, intrinsics=K,

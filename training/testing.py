@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.sample import ACTIONS, INTRINSICS, JSON, MP4, POSES
+
 
 def encode_mp4(frames_THW3: np.ndarray, fps: int) -> bytes:  # fixed GOP of 8 for seek tests
     from pipeline.encode import EncodeSettings, encode_mp4 as encode_h264
@@ -56,12 +58,12 @@ def write_pattern_shards(folder: Path, *, num_shards: int = 2, clips_per_shard: 
                 actions[:, 6] = 1.0  # yaw one degree per frame
                 K = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], np.float64)
                 members = {
-                    "mp4": encode_mp4(pattern_clip(index, frames, height, width), fps),
-                    "json": json.dumps({"key": key, "caption": f"clip {index} a square moving right",
+                    MP4: encode_mp4(pattern_clip(index, frames, height, width), fps),
+                    JSON: json.dumps({"key": key, "caption": f"clip {index} a square moving right",
                                         "fps": fps, "width": width, "height": height, "frames": frames}).encode(),
-                    "poses.npy": npy_bytes(poses),
-                    "actions.npy": npy_bytes(actions),
-                    "intrinsics.npy": npy_bytes(K),
+                    POSES: npy_bytes(poses),
+                    ACTIONS: npy_bytes(actions),
+                    INTRINSICS: npy_bytes(K),
                 }
                 for extension, payload in members.items():
                     info = tarfile.TarInfo(f"{key}.{extension}")

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from pipeline.errors import UserError
+from contract.errors import UserError
+from model.errors import ModelError
 from pipeline.ray_runtime import init_ray
 from training import tracking
 from training.checkpoint import latest_checkpoint
@@ -236,8 +237,8 @@ def train(config: TrainConfig, data: list[DataSource] | None = None, *, resume: 
                        wall_s=time.perf_counter() - started)
 
 
-def worker_user_error(error: BaseException) -> UserError | None:
-    """The first `UserError` a training worker raised, unwrapped from Ray Train's exceptions."""
+def worker_user_error(error: BaseException) -> UserError | ModelError | None:
+    """The first `UserError` or `ModelError` a training worker raised, unwrapped from Ray Train's exceptions."""
     seen: set[int] = set()
     pending: list[BaseException] = [error]
     while pending:
@@ -245,7 +246,7 @@ def worker_user_error(error: BaseException) -> UserError | None:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, UserError):
+        if isinstance(current, (UserError, ModelError)):
             return current
         pending.extend(getattr(current, "worker_failures", {}).values())
         for name in ("_base_exc", "controller_failure", "__cause__", "__context__"):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 __all__ = ["render_server", "run_server", "main"]
 

@@ -28,7 +28,7 @@ from typing import Callable
 import grpc
 import numpy as np
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2_grpc as pb_grpc
 

@@ -43,7 +43,7 @@ import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from unreal_bridge.backend import PASS_DTYPES, RenderBackend, RenderedFrame
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2_grpc as pb_grpc
@@ -174,7 +174,7 @@ def _check_resolved_clip(clip: object) -> dict:
     output = clip.get("output")
     if not isinstance(output, dict):
         raise UserError("resolved_clip_json field 'output' is missing; resolve the manifest with `worldloom manifest resolve`")
-    from pipeline.manifest.schema import MAX_FRAMES, MAX_HEIGHT, MAX_WIDTH  # the manifest's own ceilings
+    from contract.manifest.schema import MAX_FRAMES, MAX_HEIGHT, MAX_WIDTH  # the manifest's own ceilings
 
     ceilings = {"width": MAX_WIDTH, "height": MAX_HEIGHT, "frames": MAX_FRAMES, "fps": 240}
     for key, ceiling in ceilings.items():
@@ -190,13 +190,13 @@ def _check_resolved_clip(clip: object) -> dict:
 def resolve_request(request: pb.OpenSessionRequest) -> dict:
     """Turn an OpenSessionRequest into one ResolvedClip, raising UserError on bad input.
 
-    Uses `pipeline.manifest` (the one place that knows the manifest schema), imported here so
+    Uses `contract.manifest` (the one place that knows the manifest schema), imported here so
     a server embedded elsewhere can pass its own resolver instead.
     """
     source = request.WhichOneof("source")
     if source is None:
         raise UserError("OpenSession needs manifest_yaml or resolved_clip_json; neither was given")
-    from pipeline import manifest as manifests  # lazy: keeps `import unreal_bridge.server` light
+    from contract import manifest as manifests  # lazy: keeps `import unreal_bridge.server` light
 
     if source == "resolved_clip_json":
         try:

@@ -38,7 +38,7 @@ def curate(inputs: tuple[str, ...], out: Path, config_path: Path | None, domain:
 
     from pipeline.curate.config import load_config
     from pipeline.curate.run import run_curate
-    from pipeline.errors import UserError
+    from contract.errors import UserError
 
     if not re.fullmatch(r"[a-z0-9_]+", domain):
         raise UserError(f"--domain {domain!r}: must match [a-z0-9_]+", hint="e.g. --domain dashcam")

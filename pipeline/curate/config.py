@@ -11,7 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 class _Strict(BaseModel):

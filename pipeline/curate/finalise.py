@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from contract.sample import ABSENT_IN_REAL_CLIPS, CLIP_EMBEDDING, JSON, MP4
 from pipeline.curate import staging
 from pipeline.curate.config import CurateConfig
 from pipeline.curate.dedupe import DedupeItem, dedupe
@@ -33,9 +34,6 @@ def score_metadata(rows: list[dict[str, Any]]) -> dict[str, Any]:
     from pipeline.quality import score_info
 
     return {name: score_info(name) for name in sorted({n for row in rows for n in (row.get("scores") or {})})}
-ABSENT_MEMBERS = ["poses.npy", "intrinsics.npy", "actions.npy", "depth.npz", "seg.npz"]
-
-
 @dataclass
 class CurateSummary:
     out: Path
@@ -78,7 +76,7 @@ def _clip_row(result: InputResult, clip: CuratedClip, *, domain: str, status: st
 
 
 def _json_member(row: dict[str, Any], clip: CuratedClip, config: CurateConfig, clip_model: dict[str, Any]) -> bytes:
-    members = ["mp4", "json"] + (["clip.npy"] if clip.embedding else [])
+    members = [MP4, JSON] + ([CLIP_EMBEDDING] if clip.embedding else [])
     return encode_json({
         "key": row["key"], "source": "real", "domain": row["domain"], "caption": row["caption"],
         "caption_source": clip.caption_source, "scores": row["scores"], "reason": "",
@@ -89,7 +87,7 @@ def _json_member(row: dict[str, Any], clip: CuratedClip, config: CurateConfig, c
         "encode": {"codec": "h264", "crf": config.output.crf, "gop": config.output.gop, "pix_fmt": "yuv420p"},
         "clip_model": clip_model, "origin": row["params_json"],
         "black_stretches": [list(s) for s in clip.black_stretches],
-        "has_poses": False, "has_actions": False, "absent": ABSENT_MEMBERS,
+        "has_poses": False, "has_actions": False, "absent": list(ABSENT_IN_REAL_CLIPS),
         "units": {"black_stretches": "source frame ranges [start, end)", "origin.start_s": "seconds from the first frame"},
         "members": members,
     })
@@ -168,10 +166,10 @@ def finalise(uris: list[str], dataset: Path, config: CurateConfig, failures: dic
         row = _clip_row(result, clip, domain=domain, status=status, reason=",".join(reasons), shard="", extra_params=extra)
         if status == "kept":
             assert folder is not None
-            members = {"mp4": key_path(folder, clip.key, ".mp4", where=str(folder)).read_bytes(),
-                       "json": _json_member(row, clip, config, clip_model)}
+            members = {MP4: key_path(folder, clip.key, ".mp4", where=str(folder)).read_bytes(),
+                       JSON: _json_member(row, clip, config, clip_model)}
             if clip.embedding:
-                members["clip.npy"] = encode_npy(np.asarray(clip.embedding, np.float32))
+                members[CLIP_EMBEDDING] = encode_npy(np.asarray(clip.embedding, np.float32))
             row["shard"] = writer.write(clip.key, members)
             row["member_sha256"] = dict(writer.last_member_sha256)
         rows.append(row)

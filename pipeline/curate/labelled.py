@@ -56,7 +56,7 @@ def render_shots(count: int, frames: int, width: int, height: int, seed: int = 0
     forest scenes (consecutive shots never come from the same world)."""
     import yaml
 
-    from pipeline.manifest import resolve_manifest
+    from contract.manifest import resolve_manifest
     from unreal_bridge.procedural import ProceduralBackend
 
     data = yaml.safe_load(QUICKSTART.read_text())

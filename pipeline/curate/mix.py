@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.curate.reshard import SourcePick, load_kept_rows, write_picks
-from pipeline.errors import UserError
+from contract.errors import UserError
 from pipeline.shards import code_version
 
 

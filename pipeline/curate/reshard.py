@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from pipeline.shards import DatasetLayout, ShardWriter, iter_samples, read_dataset_json, write_index
 from pipeline.shards.index import index_rows
 from pipeline.shards.integrity import decode_digests, sample_matches

@@ -26,7 +26,7 @@ from pipeline.curate import staging
 from pipeline.curate.config import CurateConfig
 from pipeline.curate.finalise import CurateSummary, finalise
 from pipeline.curate.inputs import expand_inputs
-from pipeline.errors import UserError
+from contract.errors import UserError
 from pipeline.shards import DatasetLayout, read_dataset_json, write_dataset_json
 from pipeline.shards.recheck import remake_if_damaged
 

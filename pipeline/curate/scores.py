@@ -70,7 +70,7 @@ class AestheticHead:
         import re
 
         from model.weights_file import WeightsFileError, load_state_dict
-        from pipeline.errors import UserError
+        from contract.errors import UserError
 
         try:
             state = load_state_dict(path)

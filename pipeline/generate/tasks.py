@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 @dataclass
@@ -62,7 +62,7 @@ def plan_manifests(paths: list[Path]) -> list[ManifestInfo]:
     Refuses two manifests that would produce the same key (the same manifest twice, or two
     manifests with equal hashes and a common scene name).
     """
-    from pipeline.manifest import load_manifest, manifest_sha256
+    from contract.manifest import load_manifest, manifest_sha256
 
     infos: list[ManifestInfo] = []
     seen: dict[tuple[str, str], str] = {}
@@ -75,7 +75,7 @@ def plan_manifests(paths: list[Path]) -> list[ManifestInfo]:
         scenes = {scene.name: int(scene.clips) for scene in manifest.scenes}
         for scene in scenes:
             if (sha[:12], scene) in seen:
-                from pipeline.manifest import clip_key
+                from contract.manifest import clip_key
 
                 raise UserError(
                     f"{path}: clip key {clip_key(sha, scene, 0)} is also produced by {seen[(sha[:12], scene)]}",
@@ -98,7 +98,7 @@ def _scene_keys(info_index: int, info: ManifestInfo, scene: str, clips: int) -> 
     100000..999999 among themselves, but the two runs interleave as strings ("10000" < "100000"
     < "10001"); the heap merge puts them in string order.
     """
-    from pipeline.manifest import clip_key
+    from contract.manifest import clip_key
 
     runs = []
     low = 0
@@ -120,7 +120,7 @@ def iter_keys(infos: list[ManifestInfo]) -> Iterator[tuple[str, int, str, int]]:
 
 def iter_tasks(infos: list[ManifestInfo], *, skip: Callable[[str], bool] | None = None) -> Iterator[ClipTask]:
     """Clip tasks in key order, each resolved only when pulled; keys for which `skip` is true are not resolved."""
-    from pipeline.manifest import resolve_clip
+    from contract.manifest import resolve_clip
 
     order = 0
     for key, number, scene, index in iter_keys(infos):
@@ -136,7 +136,7 @@ def iter_tasks(infos: list[ManifestInfo], *, skip: Callable[[str], bool] | None 
 
 def expand_manifests(paths: list[Path]) -> tuple[list[ClipTask], list[ManifestInfo]]:
     """Every task, resolved eagerly, plus each manifest's resolved hashes (small manifests, tests)."""
-    from pipeline.manifest import clip_sha256
+    from contract.manifest import clip_sha256
 
     infos = plan_manifests(paths)
     tasks = list(iter_tasks(infos))
@@ -150,8 +150,8 @@ def expand_manifests(paths: list[Path]) -> tuple[list[ClipTask], list[ManifestIn
 
 def resolved_manifest_sha256(info: ManifestInfo, clip_hashes: dict[str, str]) -> str:
     """`ResolvedManifest.sha256` from the clip hashes (manifest order); "" when a clip is missing."""
-    from pipeline.manifest import clip_key
-    from pipeline.manifest import canonical_json
+    from contract.manifest import clip_key
+    from contract.manifest import canonical_json
 
     import hashlib
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 @click.command("verify")

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 _CHUNK = 1 << 20
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,199}")
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from pipeline.shards.keys import is_safe_key
 from pipeline.shards.layout import DatasetLayout
 from pipeline.shards.provenance import SCHEMA

@@ -11,7 +11,7 @@ import errno
 import os
 from pathlib import Path
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EACCES, errno.EPERM})
 

@@ -12,7 +12,7 @@ from typing import Iterator
 import click
 import numpy as np
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 class _DefaultGroup(click.Group):

@@ -18,7 +18,8 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.errors import UserError
+from contract.errors import UserError
+from contract.sample import ACTIONS, INTRINSICS, JSON, MP4, POSES
 
 KINEMATIC_RIGS = ("first_person", "orbit", "fixed")
 
@@ -58,18 +59,18 @@ def load_held_out(data: str | Path, clips: int, *, fps: float | None = None, fra
     seen = 0
     for sample in iter_samples(data):
         seen += 1
-        meta = sample.get("json") or {}
-        if "actions.npy" not in sample or "poses.npy" not in sample or "mp4" not in sample:
+        meta = sample.get(JSON) or {}
+        if ACTIONS not in sample or POSES not in sample or MP4 not in sample:
             continue
-        clip_fps = float(meta.get("fps") or 0.0) or _probe_fps(sample["mp4"])
+        clip_fps = float(meta.get("fps") or 0.0) or _probe_fps(sample[MP4])
         limit = None if fps is None or frames is None else (frames - 1) * max(1, round(clip_fps / fps)) + 1
-        decoded = decode_mp4(sample["mp4"], max_frames=limit)
-        count = min(len(decoded), len(sample["actions.npy"]), len(sample["poses.npy"]))
-        K = np.asarray(sample.get("intrinsics.npy", np.eye(3)), dtype=np.float64)
+        decoded = decode_mp4(sample[MP4], max_frames=limit)
+        count = min(len(decoded), len(sample[ACTIONS]), len(sample[POSES]))
+        K = np.asarray(sample.get(INTRINSICS, np.eye(3)), dtype=np.float64)
         found.append(HeldOutClip(
             key=sample["__key__"], caption=str(meta.get("caption", "")), frames=decoded[:count],
-            actions=np.asarray(sample["actions.npy"][:count], dtype=np.float32),
-            poses=np.asarray(sample["poses.npy"][:count], dtype=np.float64),
+            actions=np.asarray(sample[ACTIONS][:count], dtype=np.float32),
+            poses=np.asarray(sample[POSES][:count], dtype=np.float64),
             intrinsics=K[0] if K.ndim == 3 else K, fps=clip_fps,
             resolved_clip=meta.get("resolved_clip")))
         if len(found) >= clips:
@@ -99,7 +100,7 @@ def with_actions(clip: dict, actions: np.ndarray, *, fps: float | None = None) -
 
     Only rigs whose poses are a kinematic rollout of the actions can be re-driven.
     """
-    from pipeline.manifest import clip_sha256, rollout_poses
+    from contract.manifest import clip_sha256, rollout_poses
 
     rig = clip["camera"]["rig"]
     if rig not in KINEMATIC_RIGS:
@@ -114,7 +115,7 @@ def with_actions(clip: dict, actions: np.ndarray, *, fps: float | None = None) -
     new["actions"]["per_frame"] = [[float(v) for v in row] for row in actions]
     motion = new.get("motion") or {}
     if "actions" in motion:  # keep the written-out action string true to the new actions
-        from pipeline.manifest import format_action_string
+        from contract.manifest import format_action_string
 
         try:
             motion["actions"] = format_action_string(actions, look_deg_per_frame=float(motion.get("look_deg_per_frame", 3.0)))
@@ -133,9 +134,9 @@ def with_actions(clip: dict, actions: np.ndarray, *, fps: float | None = None) -
 
 def continued_actions(clip: dict, frames: int) -> np.ndarray:
     """The clip's actions continued to `frames` by its own motion policy (the recorded prefix is kept)."""
-    from pipeline.manifest import parse_action_string
-    from pipeline.manifest.actions import random_walk_string, waypoint_actions
-    from pipeline.manifest.rollout import RolloutParams
+    from contract.manifest import parse_action_string
+    from contract.manifest.actions import random_walk_string, waypoint_actions
+    from contract.manifest.rollout import RolloutParams
 
     recorded = np.asarray(clip["actions"]["per_frame"], dtype=np.float32).reshape(-1, 8)
     if frames <= len(recorded):
@@ -191,7 +192,7 @@ def iter_renders(clips: list[dict]) -> Iterator[tuple[np.ndarray, np.ndarray, np
 
 def clip_from_manifest_text(text: str, scene: str, clip_index: int = 0) -> dict:
     """Resolve one clip of a manifest given as YAML text (tests and the benchmark build clips this way)."""
-    from pipeline.manifest import load_manifest, resolve_clip
+    from contract.manifest import load_manifest, resolve_clip
 
     return resolve_clip(load_manifest(text, source_name="<eval>"), scene, clip_index)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from training.eval import groundtruth
 
 
@@ -128,7 +128,7 @@ def rollout(bundle: ModelBundle, first_frame: np.ndarray, frames: int, *, prompt
 
 def command_actions(command: str, frames: int, look_deg: float) -> np.ndarray:
     """(frames, 8) actions holding one command from frame 1 on (frame 0 is the given image)."""
-    from pipeline.manifest.rollout import BACK, FORWARD, YAW
+    from contract.manifest.rollout import BACK, FORWARD, YAW
 
     actions = np.zeros((frames, 8), dtype=np.float32)
     if command == "turn_left":
@@ -146,6 +146,6 @@ def command_actions(command: str, frames: int, look_deg: float) -> np.ndarray:
 
 def path_for(actions: np.ndarray, start_c2w: np.ndarray, speed_mps: float, fps: float) -> np.ndarray:
     """First-person camera path of `actions` from `start_c2w` (pose[-1]; action 0 is idle so pose[0] = start)."""
-    from pipeline.manifest import rollout_poses
+    from contract.manifest import rollout_poses
 
     return rollout_poses(actions, start_c2w, speed_mps, fps)

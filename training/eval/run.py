@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from training.eval import camera as cam
 from training.eval import groundtruth, metrics
 from training.eval.rollout import (EvalClip, ModelBundle, SamplerSettings, command_actions, load_model, path_for,
@@ -213,7 +213,7 @@ def _shuffled(clip: EvalClip, other: EvalClip, fps: float) -> tuple[np.ndarray, 
     With a single held-out clip there is no other clip: its own actions mirrored (turns, strafes
     and forward/back swapped) are the control instead, with their first-person path.
     """
-    from pipeline.manifest.rollout import BACK, FORWARD, LEFT, PITCH, RIGHT, YAW
+    from contract.manifest.rollout import BACK, FORWARD, LEFT, PITCH, RIGHT, YAW
 
     if other is clip:
         mirrored = clip.actions.copy()
@@ -240,7 +240,7 @@ def _score_camera(result: ClipResult, control: str, video: np.ndarray, clip: Eva
 
 def revisit_actions(kind: str, frames: int) -> np.ndarray:
     """Actions returning to the start pose at the last frame: a full turn, or out and back."""
-    from pipeline.manifest.rollout import BACK, FORWARD, YAW
+    from contract.manifest.rollout import BACK, FORWARD, YAW
 
     actions = np.zeros((frames, 8), dtype=np.float32)
     moving = frames - 1

@@ -38,7 +38,7 @@ def run_conformance(
     if rules:
         unknown = sorted(set(rules) - set(RULE_NAMES))
         if unknown:
-            from pipeline.errors import UserError
+            from contract.errors import UserError
 
             raise UserError(f"unknown rule(s) {', '.join(unknown)}; choose from {', '.join(RULE_NAMES)}")
     selected = [(name, rule) for name, rule in RULES if not rules or name in rules]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:[0-9]{1,5}$")
 _STYLE = {"pass": "green", "fail": "red", "skip": "yellow"}

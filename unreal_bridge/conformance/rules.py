@@ -195,13 +195,13 @@ def resolved_hash(ctx: CheckContext) -> str:
 def resolution_matches_client(ctx: CheckContext) -> str:
     ctx.require("session_open")
     try:
-        from pipeline import manifest as manifests
+        from contract import manifest as manifests
 
         loaded = manifests.load_manifest(ctx.options.manifest_yaml, source_name="<check manifest>")
         scene = ctx.options.scene or loaded.scenes[0].name
         local = manifests.resolve_clip(loaded, scene, ctx.options.clip_index)
     except ImportError:
-        raise RuleSkipped("this client has no manifest resolver (pipeline.manifest) to compare with")
+        raise RuleSkipped("this client has no manifest resolver (contract.manifest) to compare with")
     local_hash, server_hash = canonical_sha256(local), canonical_sha256(ctx.clip)
     if local_hash != server_hash:
         differing = sorted(key for key in set(local) | set(ctx.clip) if key != "sha256" and local.get(key) != ctx.clip.get(key))

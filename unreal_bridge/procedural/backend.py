@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 import pybullet as p
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from unreal_bridge.backend import RenderedFrame
 from unreal_bridge.procedural.renderer import ALL_PASSES
 from unreal_bridge.procedural.simulation import ClipSimulation

@@ -16,7 +16,7 @@ import time
 
 import pybullet as p
 
-from pipeline.manifest import resolve_manifest
+from contract.manifest import resolve_manifest
 from unreal_bridge.procedural.backend import ProceduralBackend
 from unreal_bridge.procedural.camera import view_matrix
 from unreal_bridge.procedural.simulation import ClipSimulation

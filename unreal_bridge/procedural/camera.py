@@ -3,7 +3,7 @@
 Conventions (docs/architecture.md): camera-to-world is OpenCV (x right, y down, z forward), world Z
 up, metres; K is in pixels of the output resolution with (0, 0) at the top-left corner of the
 top-left pixel, so pixel (i, j) covers u in [i, i + 1) and its centre is u = i + 0.5, and a centred
-principal point is (W/2, H/2) (pipeline.manifest.resolve writes K this way). OpenGL cameras look down -z with y
+principal point is (W/2, H/2) (contract.manifest.resolve writes K this way). OpenGL cameras look down -z with y
 up, so the two frames differ by a flip of y and z. PyBullet takes matrices as 16 floats in
 column-major (OpenGL) order.
 """

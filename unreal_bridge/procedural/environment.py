@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract.defaults import DEFAULT_SUN_AZIMUTH_DEG, DEFAULT_SUN_ELEVATION_DEG
+
 
 def _smoothstep(edge0: float, edge1: float, x: float) -> float:
     t = min(max((x - edge0) / (edge1 - edge0), 0.0), 1.0)
@@ -29,8 +31,8 @@ def _lerp(a, b, t: float) -> np.ndarray:
 class Environment:
     """Sun angles and CARLA-style weather scalars in [0, 1]."""
 
-    sun_elevation_deg: float = 45.0
-    sun_azimuth_deg: float = 135.0
+    sun_elevation_deg: float = DEFAULT_SUN_ELEVATION_DEG
+    sun_azimuth_deg: float = DEFAULT_SUN_AZIMUTH_DEG
     cloudiness: float = 0.0
     fog: float = 0.0
     rain: float = 0.0
@@ -46,8 +48,8 @@ class Environment:
             return float(min(max(float(weather.get(name, 0.0) or 0.0), 0.0), 1.0))
 
         return cls(
-            sun_elevation_deg=float(sun.get("elevation_deg", 45.0)),
-            sun_azimuth_deg=float(sun.get("azimuth_deg", 135.0)),
+            sun_elevation_deg=float(sun.get("elevation_deg", DEFAULT_SUN_ELEVATION_DEG)),
+            sun_azimuth_deg=float(sun.get("azimuth_deg", DEFAULT_SUN_AZIMUTH_DEG)),
             cloudiness=unit("cloudiness"),
             fog=unit("fog"),
             rain=unit("rain"),

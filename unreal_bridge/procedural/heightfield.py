@@ -13,7 +13,7 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Camera rigs: where the camera is at frame t.
 
 - first_person / orbit / fixed: the clip's pose rollout (`poses[t]`), reported and rendered
-  exactly, so poses always equal `pipeline.manifest.rollout_poses` of the clip's actions.
+  exactly, so poses always equal `contract.manifest.rollout_poses` of the clip's actions.
 - vehicle: a camera mounted on the chassis `height` metres above the base; look deltas turn the
   camera relative to the chassis (a driver looking around). Poses come from physics.
 """

@@ -12,7 +12,8 @@ import math
 import numpy as np
 import pybullet as p
 
-from pipeline.errors import UserError
+from contract.defaults import DEFAULT_CAMERA_HEIGHT_M, DEFAULT_FOV_DEG
+from contract.errors import UserError
 from unreal_bridge.procedural.camera import intrinsics_matrix
 from unreal_bridge.procedural.environment import Environment
 from unreal_bridge.procedural.renderer import ALL_PASSES, CameraSpec, PassRenderer
@@ -20,7 +21,6 @@ from unreal_bridge.procedural.rigs import ScriptedRig, VehicleRig
 from unreal_bridge.procedural.vehicle import Vehicle
 from unreal_bridge.procedural.worlds import WorldContext, build_world
 
-DEFAULT_HEIGHT = {"first_person": 1.7, "vehicle": 1.6}
 KINEMATIC_RIGS = ("first_person", "orbit", "fixed")
 
 
@@ -46,19 +46,19 @@ def clip_intrinsics(clip: dict, width: int, height: int) -> np.ndarray:
     sx = width / float(intr.get("width") or width)
     sy = height / float(intr.get("height") or height)
     if intr.get("fx") is None:  # an unresolved FOV: derive a centred pinhole
-        fov = math.radians(float(intr.get("fov_deg") or 70.0))
+        fov = math.radians(float(intr.get("fov_deg") or DEFAULT_FOV_DEG))
         fx = width / (2.0 * math.tan(fov / 2.0))
         return intrinsics_matrix(fx, fx, width / 2.0, height / 2.0)
     return intrinsics_matrix(float(intr["fx"]) * sx, float(intr["fy"]) * sy, float(intr["cx"]) * sx, float(intr["cy"]) * sy)
 
 
 def start_camera_to_world(camera: dict) -> np.ndarray:
-    from pipeline.manifest.rollout import camera_to_world
+    from contract.manifest.rollout import camera_to_world
 
     start = camera.get("start") or {}
     base = np.asarray(start.get("position", [0.0, 0.0, 0.0]), dtype=np.float64)
     height = camera.get("height")
-    height = DEFAULT_HEIGHT.get(camera["rig"], 0.0) if height is None else float(height)
+    height = DEFAULT_CAMERA_HEIGHT_M.get(camera["rig"], 0.0) if height is None else float(height)
     return camera_to_world(base + np.array([0.0, 0.0, height]), float(start.get("yaw_deg", 0.0)), float(start.get("pitch_deg", 0.0)))
 
 
@@ -67,7 +67,7 @@ def kinematic_poses(clip: dict, actions: np.ndarray) -> np.ndarray:
     poses = clip.get("poses")
     if poses is not None and len(poses):
         return np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4)
-    from pipeline.manifest.rollout import rollout_poses
+    from contract.manifest.rollout import rollout_poses
 
     camera, motion = clip["camera"], clip.get("motion") or {}
     return rollout_poses(
@@ -145,7 +145,7 @@ class ClipSimulation:
                 )
                 self.world.ids.assign(vehicle.body, "ego_vehicle")
                 height = camera.get("height")
-                self.rig = VehicleRig(vehicle, DEFAULT_HEIGHT["vehicle"] if height is None else float(height),
+                self.rig = VehicleRig(vehicle, DEFAULT_CAMERA_HEIGHT_M["vehicle"] if height is None else float(height),
                                       float(start.get("pitch_deg", 0.0)))
             else:
                 self.rig = ScriptedRig(self.poses)

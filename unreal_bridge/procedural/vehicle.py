@@ -22,7 +22,7 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 FORWARD, BACK, LEFT, RIGHT, JUMP, SPRINT, YAW, PITCH = range(8)
 LATERAL_ACCEL_MPS2 = 5.0

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pybullet as p
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from unreal_bridge.procedural.heightfield import Heightfield, fractal_noise, load_heightmap_png
 from unreal_bridge.procedural.ids import SegmentationIds
 from unreal_bridge.procedural.renderer import TerrainTint

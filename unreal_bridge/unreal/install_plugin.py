@@ -6,7 +6,7 @@ Result:
 
     MyProject/Plugins/WorldloomBridge/WorldloomBridge.uplugin     (PythonRequirements: pinned, hashed)
     MyProject/Plugins/WorldloomBridge/Content/Python/init_unreal.py
-    MyProject/Plugins/WorldloomBridge/Content/Python/Lib/site-packages/{unreal_bridge,pipeline}/
+    MyProject/Plugins/WorldloomBridge/Content/Python/Lib/site-packages/{unreal_bridge,contract}/
 
 The editor adds `<Plugin>/Content/Python/Lib/site-packages` to `sys.path` for enabled plugins.
 With `--wheels DIR` (wheels downloaded for the editor's Python and platform from the plugin's
@@ -31,12 +31,12 @@ import sys
 import zipfile
 from pathlib import Path
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from unreal_bridge.unreal.requirements import normalise, parse_lock
 
 PLUGIN_NAME = "WorldloomBridge"
 PLUGIN_SOURCE = Path(__file__).resolve().parent / "plugin" / PLUGIN_NAME
-REPO_PACKAGES = ("unreal_bridge", "pipeline")
+REPO_PACKAGES = ("unreal_bridge", "contract")  # the editor needs the bridge and the contract, not the data engine
 PLATFORMS = ("Win64", "Linux", "Mac")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "plugin")
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from unreal_bridge.unreal.editor_settings import LAUNCH_FLAGS
 
 PLUGIN_STARTUP = Path("Plugins/WorldloomBridge/Content/Python/Lib/site-packages/unreal_bridge/unreal/startup.py")

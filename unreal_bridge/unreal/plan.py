@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import UserError
+from contract.defaults import DEFAULT_SUN_AZIMUTH_DEG, DEFAULT_SUN_ELEVATION_DEG
+from contract.errors import UserError
 from unreal_bridge.unreal.readback import CM_PER_M, HALF_MAX_CM
 
 SUPPORTED_PASSES = ("rgb", "depth")
@@ -129,8 +130,8 @@ def plan_clip(clip: dict) -> ClipPlan:
     env = clip.get("environment") or {}
     sun, weather = env.get("sun") or {}, env.get("weather") or {}
     environment = Environment(
-        sun_elevation_deg=float(sun.get("elevation_deg", 45.0)),
-        sun_azimuth_deg=float(sun.get("azimuth_deg", 135.0)),
+        sun_elevation_deg=float(sun.get("elevation_deg", DEFAULT_SUN_ELEVATION_DEG)),
+        sun_azimuth_deg=float(sun.get("azimuth_deg", DEFAULT_SUN_AZIMUTH_DEG)),
         cloudiness=float(weather.get("cloudiness", 0.0)),
         fog=float(weather.get("fog", 0.0)),
         rain=float(weather.get("rain", 0.0)),

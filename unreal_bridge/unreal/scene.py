@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 from unreal_bridge.unreal.coords import fx_from_fov, opencv_c2w_to_unreal, unreal_to_opencv_c2w
 from unreal_bridge.unreal.environment import apply_environment
 from unreal_bridge.unreal.plan import ClipPlan

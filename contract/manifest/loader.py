@@ -9,16 +9,25 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pipeline.errors import UserError
-from pipeline.manifest.checks import Issue, Loc, check_manifest
-from pipeline.manifest.schema import (
-    WORLD_TAGS, CityWorld, EmptyWorld, ForestWorld, Manifest, PhysicsSandboxWorld, TerrainWorld, UnrealLevelWorld, _world_tag,
+from contract.errors import UserError
+from contract.manifest.checks import Issue, Loc, check_manifest
+from contract.manifest.schema import (
+    WORLD_TAGS,
+    CityWorld,
+    EmptyWorld,
+    ForestWorld,
+    Manifest,
+    PhysicsSandboxWorld,
+    TerrainWorld,
+    UnrealLevelWorld,
+    _world_tag,
 )
 
 _WORLD_CLASSES: dict[str, type[BaseModel]] = {
@@ -142,7 +151,7 @@ _TYPE_WORDS = {
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
 
-def issue_from_pydantic(error: dict[str, Any], data: Any) -> Issue:
+def issue_from_pydantic(error: Mapping[str, Any], data: Any) -> Issue:
     loc = _strip_world_tags(tuple(error.get("loc", ())))
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
@@ -216,12 +225,12 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
-    def fetch_flow_collection_start(self, token_class):  # type: ignore[no-untyped-def]
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
         if self.flow_level >= MAX_YAML_DEPTH:
             raise _TooDeep(self.get_mark().line + 1)
         return super().fetch_flow_collection_start(token_class)
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         self._depth += 1
         try:
             if self._depth > MAX_YAML_DEPTH:
@@ -322,9 +331,9 @@ def parse_yaml(text: str, source: str) -> tuple[Any, SourceMap]:
         raise
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
+        where = f":{mark.line + 1}" if mark is not None else ""
         problem = " ".join(str(error.problem or error.context or "invalid YAML").split())
-        raise UserError(f"{source}{line}: YAML syntax error: {problem}; fix: check indentation, colons and quotes on that line") from None
+        raise UserError(f"{source}{where}: YAML syntax error: {problem}; fix: check indentation, colons and quotes on that line") from None
     except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as error:
         raise UserError(f"{source}: YAML could not be read ({type(error).__name__}: {' '.join(str(error).split())[:120]}); fix: check the value's syntax") from None
     finally:

@@ -1,6 +1,6 @@
 """Example manifests by name (`worldloom generate quickstart`), from any directory.
 
-The examples live in `manifests/examples/` of the repository; `pipeline/manifest/example_manifests`
+The examples live in `manifests/examples/` of the repository; `contract/manifest/example_manifests`
 is a link to that folder that the package carries as package data (pyproject.toml), so an
 installed worldloom finds them without a checkout.
 """
@@ -10,11 +10,11 @@ import difflib
 from importlib.resources import files
 from pathlib import Path
 
-from pipeline.errors import UserError
+from contract.errors import UserError
 
 
 def example_manifests() -> dict[str, Path]:
-    folder = Path(str(files("pipeline.manifest") / "example_manifests"))
+    folder = Path(str(files("contract.manifest") / "example_manifests"))
     return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
 
 

@@ -9,25 +9,32 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
-from pipeline.errors import UserError
-from pipeline.manifest.actions import parse_action_string, random_walk_string, static_actions, waypoint_actions
-from pipeline.manifest.checks import check_scene
-from pipeline.manifest.loader import format_loc, issue_from_pydantic, load_manifest
-from pipeline.manifest.randomize import get_path, sample, set_path
-from pipeline.manifest.rollout import OrbitState, RolloutParams, camera_to_world, rollout_poses
-from pipeline.manifest.schema import (
-    ACTION_KEYS, DEPTH_CONVENTION, POSE_CONVENTION, RESOLVED_CLIP_SCHEMA, Manifest, RandomWalk, Scene,
+from contract.defaults import DEFAULT_CAMERA_HEIGHT_M
+from contract.errors import UserError
+from contract.manifest.actions import parse_action_string, random_walk_string, static_actions, waypoint_actions
+from contract.manifest.checks import check_scene
+from contract.manifest.loader import format_loc, issue_from_pydantic, load_manifest
+from contract.manifest.randomize import get_path, sample, set_path
+from contract.manifest.rollout import OrbitState, RolloutParams, camera_to_world, rollout_poses
+from contract.manifest.schema import (
+    DEPTH_CONVENTION,
+    POSE_CONVENTION,
+    RESOLVED_CLIP_SCHEMA,
+    Manifest,
+    RandomWalk,
+    Scene,
 )
-from pipeline.manifest.seeds import clip_seeds, field_seed, rng
+from contract.manifest.seeds import clip_seeds, field_seed, rng
+from contract.sample import ACTION_KEYS
 
-DEFAULT_HEIGHT_M = {"first_person": 1.7, "vehicle": 1.6, "orbit": 0.0, "fixed": 0.0}
 POSE_DECIMALS = 9  # nanometres: keeps hashes stable against last-bit libm differences
 
 
@@ -115,7 +122,7 @@ def _intrinsics(scene: Scene, width: int, height: int) -> dict[str, float]:
 
 def _camera(scene: Scene, manifest: Manifest) -> tuple[dict[str, Any], np.ndarray]:
     camera = scene.camera
-    height = camera.height if camera.height is not None else DEFAULT_HEIGHT_M[camera.rig]
+    height = camera.height if camera.height is not None else DEFAULT_CAMERA_HEIGHT_M[camera.rig]
     base = [float(v) for v in camera.start.position]
     eye = [base[0], base[1], base[2] + height]
     yaw, pitch = float(camera.start.yaw_deg), float(camera.start.pitch_deg)
@@ -164,7 +171,7 @@ def _motion(scene: Scene, manifest: Manifest, seeds: dict[str, int], camera: dic
         return resolved, parse_action_string(motion.actions or "", look_deg_per_frame=motion.look_deg_per_frame, frames=frames)
     if motion.policy == "random_walk":
         walk = motion.random_walk or RandomWalk()
-        text = random_walk_string(seeds["motion"], frames, dict(walk.weights), (walk.segment_frames[0], walk.segment_frames[1]), scene.camera.rig)
+        text = random_walk_string(seeds["motion"], frames, {str(k): float(v) for k, v in walk.weights.items()}, (walk.segment_frames[0], walk.segment_frames[1]), scene.camera.rig)
         resolved["random_walk"] = walk.model_dump(mode="json")
         resolved["actions"] = text
         return resolved, parse_action_string(text, look_deg_per_frame=motion.look_deg_per_frame, frames=frames)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from pipeline.errors import UserError
-from pipeline.manifest.loader import load_manifest
-from pipeline.manifest.packaged import find_manifest
-from pipeline.manifest.resolve import manifest_sha256, resolve_clip, resolve_manifest
-from pipeline.manifest.schema import manifest_json_schema
+from contract.errors import UserError
+from contract.manifest.loader import load_manifest
+from contract.manifest.packaged import find_manifest
+from contract.manifest.resolve import manifest_sha256, resolve_clip, resolve_manifest
+from contract.manifest.schema import manifest_json_schema
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "manifests" / "schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "manifests" / "schema.json"
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.manifest.schema import Distribution
+from contract.manifest.schema import Distribution
 
 _MISSING = object()
 

@@ -8,18 +8,18 @@ the exact field. The JSON Schema in `manifests/schema.json` is exported from `Ma
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator
 from pydantic_core import PydanticCustomError
 
+from contract.defaults import DEFAULT_FOV_DEG, DEFAULT_SUN_AZIMUTH_DEG, DEFAULT_SUN_ELEVATION_DEG
+
 SCHEMA_VERSION = 1
 RESOLVED_CLIP_SCHEMA = "worldloom.resolved_clip/1"
-POSE_CONVENTION = "opencv_camera_to_world"  # x right, y down, z forward; metres; Z-up world
+POSE_CONVENTION: Final = "opencv_camera_to_world"  # x right, y down, z forward; metres; Z-up world
 DEPTH_CONVENTION = "planar_z_m"
 
-#: Per-frame action vector layout (docs/architecture.md, "Conventions").
-ACTION_KEYS: tuple[str, ...] = ("forward", "back", "left", "right", "jump", "sprint", "yaw_deg", "pitch_deg")
 SUBSYSTEMS: tuple[str, ...] = ("world", "camera", "motion", "environment", "render")
 #: Sections of a scene a randomiser may target; the first path component picks the sub-seed.
 RANDOMIZABLE_SECTIONS: tuple[str, ...] = ("world", "camera", "motion", "environment")
@@ -196,14 +196,12 @@ def _world_tag(value: Any) -> str | None:
 WORLD_TAGS: tuple[str, ...] = (*GENERATORS, "level")
 
 World = Annotated[
-    Union[
-        Annotated[CityWorld, Tag("city")],
-        Annotated[ForestWorld, Tag("forest")],
-        Annotated[TerrainWorld, Tag("terrain")],
-        Annotated[PhysicsSandboxWorld, Tag("physics_sandbox")],
-        Annotated[EmptyWorld, Tag("empty")],
-        Annotated[UnrealLevelWorld, Tag("level")],
-    ],
+    Annotated[CityWorld, Tag("city")]
+    | Annotated[ForestWorld, Tag("forest")]
+    | Annotated[TerrainWorld, Tag("terrain")]
+    | Annotated[PhysicsSandboxWorld, Tag("physics_sandbox")]
+    | Annotated[EmptyWorld, Tag("empty")]
+    | Annotated[UnrealLevelWorld, Tag("level")],
     Discriminator(
         _world_tag,
         custom_error_type="world_kind",
@@ -241,7 +239,7 @@ class Camera(StrictModel):
     height: float | None = Field(
         default=None, ge=0.0, le=1000.0, description="camera above the rig base; default 1.7 first_person, 1.6 vehicle, 0 otherwise"
     )
-    intrinsics: Intrinsics = Field(default_factory=lambda: Intrinsics(fov_deg=70.0))
+    intrinsics: Intrinsics = Field(default_factory=lambda: Intrinsics(fov_deg=DEFAULT_FOV_DEG))
     near_m: float = Field(default=0.05, gt=0.0, le=10.0)
     far_m: float = Field(default=500.0, gt=1.0, le=100_000.0, description="sky depth; depth never exceeds it")
     orbit_target: list[float] | None = Field(default=None, min_length=3, max_length=3, description="orbit rig: the point looked at")
@@ -259,7 +257,7 @@ class RandomWalk(StrictModel):
         Literal["forward", "forward_left", "forward_right", "turn_left", "turn_right", "strafe_left", "strafe_right",
                 "back", "idle", "sprint", "jump", "look_up", "look_down"],
         Annotated[float, Field(ge=0.0)],
-    ] = Field(default_factory=lambda: {"forward": 4.0, "forward_left": 1.5, "forward_right": 1.5, "turn_left": 0.5, "turn_right": 0.5, "idle": 0.3})
+    ] = Field(default_factory=lambda: {"forward": 4.0, "forward_left": 1.5, "forward_right": 1.5, "turn_left": 0.5, "turn_right": 0.5, "idle": 0.3})  # type: ignore[arg-type]  # mypy reads the literal as dict[str, float]; pydantic checks the keys
 
     @field_validator("segment_frames")
     @classmethod
@@ -295,8 +293,8 @@ class Motion(StrictModel):
 
 
 class Sun(StrictModel):
-    elevation_deg: float = Field(default=45.0, ge=-90.0, le=90.0, description="above the horizon; negative = night")
-    azimuth_deg: float = Field(default=135.0, ge=0.0, le=360.0, description="compass direction toward the sun: 0 = +Y, 90 = +X")
+    elevation_deg: float = Field(default=DEFAULT_SUN_ELEVATION_DEG, ge=-90.0, le=90.0, description="above the horizon; negative = night")
+    azimuth_deg: float = Field(default=DEFAULT_SUN_AZIMUTH_DEG, ge=0.0, le=360.0, description="compass direction toward the sun: 0 = +Y, 90 = +X")
 
 
 class Weather(StrictModel):
@@ -361,7 +359,7 @@ class Manifest(StrictModel):
     seed: int = Field(ge=0, le=2**63 - 1, description="root seed; per scene/clip/subsystem sub-seeds derive from it")
     renderer: Renderer = Field(default_factory=Renderer)
     output: Output
-    passes: list[Literal["rgb", "depth", "segmentation"]] = Field(default_factory=lambda: ["rgb", "depth"], min_length=1)
+    passes: list[Literal["rgb", "depth", "segmentation"]] = Field(default_factory=lambda: ["rgb", "depth"], min_length=1)  # type: ignore[arg-type]  # list[str] vs list[Literal]
     simulation: Simulation = Field(default_factory=Simulation)
     randomize: RandomizeMap = Field(default_factory=dict, description="applies to every scene; a scene's own entry wins")
     scenes: list[Scene] = Field(min_length=1, max_length=MAX_SCENES)

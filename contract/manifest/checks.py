@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.manifest.actions import ActionStringError, parse_action_string
-from pipeline.manifest.randomize import extreme_values, get_path, is_integer_target, is_numeric_target, set_path
-from pipeline.manifest.schema import MAX_CLIPS_TOTAL, RANDOMIZABLE_SECTIONS, Distribution, Manifest, Scene
+from contract.manifest.actions import ActionStringError, parse_action_string
+from contract.manifest.randomize import extreme_values, get_path, is_integer_target, is_numeric_target, set_path
+from contract.manifest.schema import MAX_CLIPS_TOTAL, RANDOMIZABLE_SECTIONS, Distribution, Manifest, Scene
 
 Loc = tuple[str | int, ...]
 

@@ -10,7 +10,7 @@ import hashlib
 
 import numpy as np
 
-from pipeline.manifest.schema import SUBSYSTEMS
+from contract.manifest.schema import SUBSYSTEMS
 
 
 def _seed_from_text(text: str) -> int:

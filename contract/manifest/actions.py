@@ -22,10 +22,21 @@ import re
 
 import numpy as np
 
-from pipeline.manifest.rollout import (
-    BACK, FORWARD, JUMP, LEFT, PITCH, RIGHT, SPRINT, YAW, RolloutParams, WalkerState, walker_step,
+from contract.manifest.rollout import (
+    BACK,
+    FORWARD,
+    JUMP,
+    LEFT,
+    PITCH,
+    RIGHT,
+    SPRINT,
+    YAW,
+    RolloutParams,
+    WalkerState,
+    walker_step,
 )
-from pipeline.manifest.schema import ACTION_KEYS, MAX_ACTION_STRING_CHARS, MAX_FRAMES
+from contract.manifest.schema import MAX_ACTION_STRING_CHARS, MAX_FRAMES
+from contract.sample import ACTION_KEYS
 
 ACTION_LETTERS = "wsadjlikxrn"
 _SEGMENT = re.compile(r"^([a-zA-Z]+)-([0-9]+)$")
@@ -128,12 +139,12 @@ def format_action_string(actions: np.ndarray, *, look_deg_per_frame: float = 3.0
                 raise ValueError(f"{ACTION_KEYS[slot]} = {value} is not ±{look_deg_per_frame}; it has no action-string form")
             keys += positive if value > 0 else negative
         tokens.append(keys or "n")
-    segments: list[str] = []
+    segments: list[tuple[str, int]] = []
     for token in tokens:
         if segments and segments[-1][0] == token:
-            segments[-1][1] += 1
+            segments[-1] = (token, segments[-1][1] + 1)
         else:
-            segments.append([token, 1])  # type: ignore[list-item]
+            segments.append((token, 1))
     return ",".join(f"{keys}-{count}" for keys, count in segments)
 
 
@@ -184,7 +195,7 @@ def waypoint_actions(
     max(one step, 0.3 m). The yaw deltas are float32, exactly what the rollout reads back.
     """
     arrive = max(params.speed_mps * params.dt, 0.3)
-    state = WalkerState(tuple(float(v) for v in start_position), start_yaw_deg, start_pitch_deg, ground_z=float(start_position[2]))
+    state = WalkerState((float(start_position[0]), float(start_position[1]), float(start_position[2])), start_yaw_deg, start_pitch_deg, ground_z=float(start_position[2]))
     actions = np.zeros((frames, 8), dtype=np.float32)
     target = 0
     for index in range(frames):

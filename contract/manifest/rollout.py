@@ -14,19 +14,20 @@ The vehicle rig is not rolled out here: its poses come from physics at render ti
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+
+from contract.sample import BACK, FORWARD, JUMP, LEFT, PITCH, RIGHT, SPRINT, YAW
 
 GRAVITY_MPS2 = 9.81
 PITCH_LIMIT_DEG = 89.0
 ORBIT_ELEVATION_LIMIT_DEG = 85.0
 ORBIT_MIN_RADIUS_M = 0.5
 
-FORWARD, BACK, LEFT, RIGHT, JUMP, SPRINT, YAW, PITCH = range(8)
 
-
-def camera_to_world(position: np.ndarray | list[float], yaw_deg: float, pitch_deg: float) -> np.ndarray:
+def camera_to_world(position: np.ndarray | Sequence[float], yaw_deg: float, pitch_deg: float) -> np.ndarray:
     """(4, 4) float64 OpenCV camera-to-world for a camera at `position` with zero roll."""
     yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
     forward = np.array([math.sin(yaw) * math.cos(pitch), math.cos(yaw) * math.cos(pitch), math.sin(pitch)])
@@ -121,7 +122,7 @@ class OrbitState:
     radius_m: float
 
     @classmethod
-    def from_position(cls, target: np.ndarray | list[float], position: np.ndarray | list[float]) -> "OrbitState":
+    def from_position(cls, target: np.ndarray | list[float], position: np.ndarray | list[float]) -> OrbitState:
         offset = np.asarray(position, dtype=np.float64) - np.asarray(target, dtype=np.float64)
         radius = float(np.linalg.norm(offset))
         if radius < 1e-9:
@@ -129,7 +130,7 @@ class OrbitState:
         azimuth = math.degrees(math.atan2(offset[0], offset[1]))
         elevation = math.degrees(math.asin(offset[2] / radius))
         elevation = min(ORBIT_ELEVATION_LIMIT_DEG, max(-ORBIT_ELEVATION_LIMIT_DEG, elevation))
-        return cls(tuple(float(v) for v in target), azimuth, elevation, max(radius, ORBIT_MIN_RADIUS_M))
+        return cls((float(target[0]), float(target[1]), float(target[2])), azimuth, elevation, max(radius, ORBIT_MIN_RADIUS_M))
 
     def position(self) -> np.ndarray:
         azimuth, elevation = math.radians(self.azimuth_deg), math.radians(self.elevation_deg)
@@ -189,7 +190,7 @@ def rollout_poses(
         return poses
     if rig == "first_person":
         yaw, pitch = yaw_pitch_from_pose(start_c2w)
-        position = tuple(float(v) for v in start_c2w[:3, 3])
+        position = (float(start_c2w[0, 3]), float(start_c2w[1, 3]), float(start_c2w[2, 3]))
         walker = WalkerState(position, yaw, pitch, ground_z=position[2])
         for index, action in enumerate(actions):
             walker = walker_step(walker, action, params)
