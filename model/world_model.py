@@ -30,6 +30,8 @@ from model.text_encoder import TextEncoder
 
 
 class WorldModel(nn.Module):
+    latent_mean: torch.Tensor  # (Cz,) buffers, see __init__
+    latent_std: torch.Tensor
     def __init__(self, config: WorldModelConfig) -> None:
         super().__init__()
         dit = config.dit
