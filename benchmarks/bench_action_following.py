@@ -64,13 +64,12 @@ def train(config: Path, data: Path, storage: Path, overrides: dict[str, Any]) ->
 
 
 def _horizontal_shift(a: np.ndarray, b: np.ndarray, max_shift: int = 8) -> int:
-    """Pixels the content moved left from frame a to b (best L1 match of grey levels): > 0 = turn right."""
-    a, b = a.astype(np.float32).mean(-1), b.astype(np.float32).mean(-1)
-    errors = []
-    for s in range(-max_shift, max_shift + 1):
-        d = a[:, s:] - b[:, :a.shape[1] - s] if s >= 0 else a[:, :s] - b[:, -s:]
-        errors.append((float(np.abs(d).mean()), s))
-    return min(errors)[1]
+    """Pixels the content moved left from RGB frame a to b: > 0 = turn right (the probe's estimator
+    on grey levels)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from probe_action_learning import horizontal_shift
+
+    return horizontal_shift(a.astype(np.float32).mean(-1), b.astype(np.float32).mean(-1), max_shift)
 
 
 def probe(checkpoint: str, data: Path, clips: int, seconds: float) -> dict[str, Any]:
