@@ -33,7 +33,7 @@ from fake_unreal import Color, FakeEditor, fake_depth_cm, Rotator, Vector  # noq
 
 from unreal_bridge.unreal.backend import UnrealBackend  # noqa: E402
 from unreal_bridge.unreal.game_thread import GameThreadExecutor  # noqa: E402
-from unreal_bridge.unreal.plan import plan_clip  # noqa: E402
+from unreal_bridge.unreal.plan import plan_for_editor  # noqa: E402
 from unreal_bridge.unreal.readback import depth_m_from_half_cm, read_exr, read_png_rgb  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def bench_marshalling(frames: int, width: int, height: int) -> None:
         count = sum(1 for _ in backend.frames(0, frames))
         bridged = time.perf_counter() - started
 
-        plan = plan_clip(clip)
+        plan = plan_for_editor(clip)
 
         def direct() -> float:  # the same work, no queue, no ticks: the floor
             t0 = time.perf_counter()

@@ -12,17 +12,19 @@ Example: "first-person walk through a foggy forest at dusk, moving forward, then
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import PurePosixPath
+from typing import Any
 
 import numpy as np
 
-from contract.defaults import DEFAULT_SUN_AZIMUTH_DEG, DEFAULT_SUN_ELEVATION_DEG
+from contract.clip import ResolvedClip
+from contract.sample import ACTION_DIM, BACK, FORWARD, JUMP, LEFT, RIGHT, SPRINT
 
 MOVE_MPS = 0.25  # slower than this counts as standing still
 TURN_DEG_PER_S = 8.0  # slower heading changes are drift (waypoint corrections), not a turn
 LOOK_DEG_PER_S = 8.0
 MAX_PHASES = 4
-FORWARD, BACK, LEFT, RIGHT, JUMP, SPRINT, YAW, PITCH = range(8)
 
 RIG_PHRASES = {
     "first_person": "first-person walk through",
@@ -47,7 +49,7 @@ def time_of_day(sun_elevation_deg: float, sun_azimuth_deg: float) -> str:
 _TIME_PHRASES = {"night": "at night", "dawn": "at dawn", "dusk": "at dusk", "day": "during the day", "midday": "at midday"}
 
 
-def weather_words(weather: dict, period: str) -> list[str]:
+def weather_words(weather: Mapping[str, float], period: str) -> list[str]:
     words: list[str] = []
     if float(weather.get("fog", 0.0)) >= 0.3:
         words.append("foggy")
@@ -62,7 +64,7 @@ def weather_words(weather: dict, period: str) -> list[str]:
     return words[:2]
 
 
-def world_noun(world: dict) -> str:
+def world_noun(world: Mapping[str, Any]) -> str:
     """The world as a noun phrase without an article (the weather adjectives go in front)."""
     if "level" in world and "generator" not in world:
         return f"{PurePosixPath(str(world['level'])).name} level"
@@ -191,28 +193,25 @@ def segment_phases(labels: list[str], min_frames: int, max_phases: int = MAX_PHA
     return [(label, count) for label, count in runs]
 
 
-def describe_motion(clip: dict, camera_to_world: np.ndarray | None = None, actions: np.ndarray | None = None) -> str:
+def describe_motion(clip: ResolvedClip | Mapping[str, Any], camera_to_world: np.ndarray | None = None,
+                    actions: np.ndarray | None = None) -> str:
     """Phases of the camera's motion joined by "then", e.g. "moving forward, then turning left"."""
-    rig = clip["camera"]["rig"]
+    clip = ResolvedClip.parse(clip)
+    rig = clip.camera.rig
     if rig == "fixed":
         return ""
-    poses = camera_to_world if camera_to_world is not None else clip.get("poses")
-    if actions is None and clip.get("actions"):
-        actions = clip["actions"]["per_frame"]
-    actions = None if actions is None else np.asarray(actions, dtype=np.float32).reshape(-1, 8)
+    poses = camera_to_world if camera_to_world is not None else clip.poses
+    actions = clip.actions if actions is None else np.asarray(actions, dtype=np.float32).reshape(-1, ACTION_DIM)
     if poses is None:
-        if rig != "vehicle" or actions is None or len(actions) == 0:
+        if len(actions) == 0:
             return ""
-        # No rendered poses yet: describe the driver's inputs (what physics will be asked to do).
+        # No rendered poses yet (a vehicle): describe the driver's inputs (what physics will be asked to do).
         labels = [vehicle_input_label(row) for row in actions]
         return ", then ".join(label for label, _ in segment_phases(labels, min_frames=max(2, len(labels) // 8)))
     poses = np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4)
     if len(poses) == 0:
         return ""
-    start_flat = clip["camera"].get("start_camera_to_world")
-    start = np.asarray(start_flat, dtype=np.float64).reshape(4, 4) if start_flat is not None else poses[0]
-    fps = float(clip["output"]["fps"])
-    labels = frame_labels(poses, start, fps, rig, actions)
+    labels = frame_labels(poses, clip.camera.start_pose, clip.output.fps, rig, actions)
     phases = segment_phases(labels, min_frames=max(2, len(labels) // 8))
     return ", then ".join(label for label, _ in phases)
 
@@ -221,7 +220,7 @@ def describe_motion(clip: dict, camera_to_world: np.ndarray | None = None, actio
 
 
 def caption_clip(
-    clip: dict,
+    clip: ResolvedClip | Mapping[str, Any],
     camera_to_world: np.ndarray | None = None,
     *,
     actions: np.ndarray | None = None,
@@ -234,14 +233,14 @@ def caption_clip(
     `poses` is accepted as another name for `camera_to_world`, and `actions` (T, 8), the actions
     the renderer applied, replaces the clip's own (they are equal for a faithful renderer).
     """
+    clip = ResolvedClip.parse(clip)
     if camera_to_world is None:
         camera_to_world = poses
-    environment = clip.get("environment") or {}
-    sun = environment.get("sun") or {}
-    period = time_of_day(float(sun.get("elevation_deg", DEFAULT_SUN_ELEVATION_DEG)), float(sun.get("azimuth_deg", DEFAULT_SUN_AZIMUTH_DEG)))
-    adjectives = weather_words(environment.get("weather") or {}, period)
-    world = _with_article(adjectives, world_noun(clip.get("world") or {}))
-    rig = clip["camera"]["rig"]
-    text = f"{RIG_PHRASES.get(rig, 'camera in')} {world} {_TIME_PHRASES[period]}"
+    environment = clip.environment
+    period = time_of_day(environment.sun_elevation_deg, environment.sun_azimuth_deg)
+    weather = {"fog": environment.fog, "rain": environment.rain, "wetness": environment.wetness, "cloudiness": environment.cloudiness}
+    adjectives = weather_words(weather, period)
+    world = _with_article(adjectives, world_noun(clip.world))
+    text = f"{RIG_PHRASES.get(clip.camera.rig, 'camera in')} {world} {_TIME_PHRASES[period]}"
     motion = describe_motion(clip, camera_to_world, actions)
     return f"{text}, {motion}" if motion else text

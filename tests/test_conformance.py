@@ -93,7 +93,7 @@ class WrappedBackend:
         self.name, self.engine_version = self.inner.name, self.inner.engine_version
         self.passes, self.capabilities = self.inner.passes, self.inner.capabilities
 
-    def open(self, clip: dict) -> None:
+    def open(self, clip) -> None:  # a ResolvedClip
         self.inner.open(clip)
 
     def frames(self, start: int, end: int, passes=None):

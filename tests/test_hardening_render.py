@@ -28,7 +28,8 @@ from test_render_protocol_support import GradientBackend, inprocess_server, stan
 from unreal_bridge.client import AUTH_TOKEN_ENV, RenderClient, token_from_env
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2_grpc as pb_grpc
-from unreal_bridge.server import RenderServer, RenderServicer, ServerConfig, resolve_request
+from unreal_bridge.open_request import resolve_request
+from unreal_bridge.server import RenderServer, RenderServicer, ServerConfig
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,8 @@ import pybullet as p
 import pytest
 
 from contract.manifest import resolve_clip, rollout_poses
-from unreal_bridge.backend import PASS_DTYPES, RenderBackend, RenderedFrame
+from unreal_bridge.backend import RenderBackend, RenderedFrame
+from unreal_bridge.wire import PASS_DTYPES
 from unreal_bridge.procedural import ProceduralBackend
 from unreal_bridge.procedural.camera import intrinsics_matrix, linear_depth, look_at, project, projection_matrix, view_matrix
 from unreal_bridge.procedural.ids import CLASS_CODES, INSTANCES_PER_CLASS

@@ -7,46 +7,49 @@ in a real server process.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 
+from contract.clip import ResolvedClip
 from contract.errors import UserError
+from contract.manifest import clip_sha256, load_manifest, resolve_clip
 from unreal_bridge.backend import RenderedFrame
+from unreal_bridge.open_request import OpenedClip
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
 from unreal_bridge.server import RenderServer, RenderServicer, ServerConfig
 
 
 def standin_clip(width: int = 32, height: int = 24, frames: int = 6, seed: int = 7, passes=("rgb", "depth", "segmentation")) -> dict:
-    clip = {
-        "schema": "worldloom.resolved_clip/1",
-        "key": f"standin_{seed}",
-        "seeds": {"render": seed},
-        "output": {"width": width, "height": height, "fps": 10, "frames": frames},
-        "passes": list(passes),
-    }
-    clip["sha256"] = standin_sha256(clip)
-    return clip
+    """A real resolved clip (an empty world, a static camera) of the given size; only its output
+    size, passes and world seed matter to the stand-in backend."""
+    manifest = f"""
+version: 1
+name: standin
+seed: {seed}
+output: {{width: {width}, height: {height}, fps: 10, frames: {frames}}}
+passes: [{", ".join(passes)}]
+scenes:
+  - name: standin
+    world: {{generator: empty}}
+    camera: {{rig: fixed}}
+    motion: {{policy: static}}
+"""
+    return resolve_clip(load_manifest(manifest), "standin", 0)
 
 
-def standin_sha256(clip: dict) -> str:
-    body = {key: value for key, value in clip.items() if key != "sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def standin_resolver(request: pb.OpenSessionRequest) -> dict:
-    """Accepts resolved clips only; 'bad' fields raise the UserError a real resolver would."""
+def standin_resolver(request: pb.OpenSessionRequest) -> OpenedClip:
+    """Accepts resolved clips only, parsed and hashed as the real resolver does."""
     if request.WhichOneof("source") != "resolved_clip_json":
         raise UserError("<manifest_yaml>: the stand-in resolver takes resolved clips only")
-    clip = json.loads(request.resolved_clip_json)
-    if clip["output"]["width"] <= 0:
-        raise UserError(f"<manifest_yaml> field 'output.width' is {clip['output']['width']}; it must be positive")
-    return dict(clip, sha256=standin_sha256(clip))
+    document = json.loads(request.resolved_clip_json)
+    clip = ResolvedClip.parse(document, source="resolved_clip_json")
+    document = dict(document, sha256=clip_sha256(document))
+    return OpenedClip(document, ResolvedClip.parse(document, source="resolved_clip_json"))
 
 
 class GradientBackend:
@@ -60,18 +63,18 @@ class GradientBackend:
     def __init__(self, frame_delay: float = 0.0, warmup_delay: float = 0.0) -> None:
         self.frame_delay = frame_delay
         self.warmup_delay = warmup_delay
-        self.clip: dict | None = None
+        self.clip: ResolvedClip | None = None
         self.frames_started = 0
         self.frames_finished = 0
         self.lock = threading.Lock()
 
-    def open(self, clip: dict) -> None:
-        self.clip = clip
+    def open(self, clip: ResolvedClip) -> None:
+        self.clip = ResolvedClip.parse(clip)
 
     def frames(self, start: int, end: int) -> Iterator[RenderedFrame]:
         assert self.clip is not None
-        out = self.clip["output"]
-        width, height, seed = out["width"], out["height"], self.clip["seeds"]["render"]
+        out = self.clip.output
+        width, height, seed = out.width, out.height, self.clip.seeds["world"] % 251
         time.sleep(self.warmup_delay)
         ys, xs = np.mgrid[0:height, 0:width]
         for index in range(start, end):
@@ -90,7 +93,7 @@ class GradientBackend:
                 self.frames_finished += 1
             yield RenderedFrame(
                 index=index,
-                sim_time=index / out["fps"],
+                sim_time=index / out.fps,
                 camera_to_world=pose,
                 intrinsics=k,
                 action=action,

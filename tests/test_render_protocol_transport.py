@@ -22,7 +22,8 @@ from test_render_protocol_support import GradientBackend, inprocess_server, stan
 from unreal_bridge.client import FrameIntegrityError, RenderClient
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2_grpc as pb_grpc
-from unreal_bridge.server import SERVICE_NAME, RenderServicer, check_bind_allowed, ServerConfig, RenderServer
+from unreal_bridge.access import check_bind_allowed
+from unreal_bridge.server import SERVICE_NAME, RenderServicer, ServerConfig, RenderServer
 
 pytestmark = pytest.mark.timeout(60)
 

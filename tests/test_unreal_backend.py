@@ -168,8 +168,8 @@ def test_a_backend_that_calls_unreal_from_a_grpc_thread_is_caught(editor):
     """Negative control: the same server with a backend that skips the queue fails loudly."""
 
     class Careless(UnrealBackend):
-        def open(self, clip: dict) -> None:
-            self.unreal.EditorAssetLibrary.does_asset_exist(clip["world"]["level"])  # wrong thread
+        def open(self, clip) -> None:  # a ResolvedClip
+            self.unreal.EditorAssetLibrary.does_asset_exist(clip.world["level"])  # wrong thread
 
     executor = GameThreadExecutor()
     backend = editor.run_on_game_thread(lambda: (executor.install(editor.module), Careless(editor.module, executor))[1])

@@ -25,7 +25,7 @@ from contract.manifest import load_manifest, resolve_clip
 from unreal_bridge.unreal import coords
 from unreal_bridge.unreal.backend import UnrealBackend, UnrealBackendConfig
 from unreal_bridge.unreal.game_thread import GameThreadExecutor
-from unreal_bridge.unreal.plan import plan_clip
+from unreal_bridge.unreal.plan import plan_for_editor
 from unreal_bridge.unreal.readback import half_spacing_cm
 
 
@@ -107,8 +107,8 @@ def test_depth_round_trips_in_metres_through_the_rgba16f_target(editor):
 
 def test_a_far_plane_beyond_the_half_float_ceiling_is_refused_before_the_editor_is_touched():
     with pytest.raises(UserError, match=r"camera.far_m.*655.04"):
-        plan_clip(clip(far_m=1000.0))
-    assert plan_clip(clip(far_m=1000.0, passes="[rgb]")).far_m == 1000.0  # no depth pass: no ceiling
+        plan_for_editor(clip(far_m=1000.0))
+    assert plan_for_editor(clip(far_m=1000.0, passes="[rgb]")).far_m == 1000.0  # no depth pass: no ceiling
 
 
 # ------------------------------------------------------------------------------ 2. read-back fast path
@@ -253,7 +253,7 @@ def test_mrq_filmback_matches_a_non_16_9_output_so_nothing_is_letterboxed(editor
     cine = editor.component_props(backend._scene.camera._components[0])
     assert cine["constrain_aspect_ratio"]
     assert cine["filmback"].sensor_height == pytest.approx(cine["filmback"].sensor_width * height / width)
-    fov = coords.horizontal_fov_deg(float(plan_clip(resolved).intrinsics[0, 0]), width)
+    fov = coords.horizontal_fov_deg(float(plan_for_editor(resolved).intrinsics[0, 0]), width)
     for frame in frames:
         location, rotator = coords.opencv_c2w_to_unreal(np.asarray(resolved["poses"][frame.index]).reshape(4, 4))
         expected = fake_rgb(Vector(*location), Rotator(*rotator), round(fov, 6), editor._environment_state(), width, height)
@@ -275,7 +275,7 @@ def test_mrq_keys_channels_by_name_not_by_position(editor, tmp_path):
     backend = start(editor, UnrealBackendConfig(capture="movie_render_queue", cinematic_dir=tmp_path))
     resolved = clip(frames=2, warmup=1, passes="[rgb]")
     frames = render(backend, resolved)
-    fov = coords.horizontal_fov_deg(float(plan_clip(resolved).intrinsics[0, 0]), 32)
+    fov = coords.horizontal_fov_deg(float(plan_for_editor(resolved).intrinsics[0, 0]), 32)
     location, rotator = coords.opencv_c2w_to_unreal(np.asarray(resolved["poses"][1]).reshape(4, 4))
     expected = fake_rgb(Vector(*location), Rotator(*rotator), round(fov, 6), editor._environment_state(), 32, 24)
     assert np.array_equal(frames[1].passes["rgb"], expected)

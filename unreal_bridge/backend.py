@@ -6,20 +6,15 @@ hashing logic is written once.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["RenderedFrame", "RenderBackend", "PASS_DTYPES"]
+from contract.clip import ResolvedClip
 
-# The dtype each pass carries on the wire; backends must produce exactly these.
-PASS_DTYPES: dict[str, np.dtype] = {
-    "rgb": np.dtype(np.uint8),  # (H, W, 3)
-    "depth": np.dtype(np.float32),  # (H, W) planar z, metres, never inf
-    "segmentation": np.dtype(np.int32),  # (H, W), 0 = sky/background
-}
-
+__all__ = ["RenderedFrame", "RenderBackend"]
 
 @dataclass
 class RenderedFrame:
@@ -35,7 +30,7 @@ class RenderedFrame:
     intrinsics: np.ndarray  # (3, 3) float64, pixels of the output resolution
     action: np.ndarray  # (8,) float32, the action applied to reach this frame
     passes: dict[str, np.ndarray] = field(default_factory=dict)
-    # rgb (H,W,3) uint8, depth (H,W) float32 metres, segmentation (H,W) int32
+    # rgb (H,W,3) uint8, depth (H,W) float32 metres, segmentation (H,W) int32: exactly unreal_bridge.wire.PASS_LAYOUT
 
 
 @runtime_checkable
@@ -52,8 +47,9 @@ class RenderBackend(Protocol):
     passes: tuple[str, ...]
     capabilities: tuple[str, ...]
 
-    def open(self, clip: dict) -> None:
-        """Build or load the world for a resolved clip."""
+    def open(self, clip: ResolvedClip) -> None:
+        """Build or load the world for a resolved clip (parsed once by the server; a backend
+        called in process may also be given the clip's JSON document: `ResolvedClip.parse`)."""
         ...
 
     def frames(self, start: int, end: int) -> Iterator[RenderedFrame]:

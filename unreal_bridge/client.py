@@ -22,8 +22,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import grpc
 import numpy as np
@@ -31,6 +31,7 @@ import numpy as np
 from contract.errors import UserError
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2_grpc as pb_grpc
+from unreal_bridge.wire import PASS_LAYOUT, RAW_ENCODING
 
 __all__ = ["RenderClient", "RenderedClip", "FrameIntegrityError", "CLIENT_PROTOCOL_VERSION", "AUTH_TOKEN_ENV", "token_from_env"]
 
@@ -54,11 +55,6 @@ def token_from_env(environ: dict[str, str] | None = None) -> str | None:
         log.warning("%s is deprecated; set %s instead (one name for servers and clients)", DEPRECATED_TOKEN_ENV, AUTH_TOKEN_ENV)
         return old
     return None
-_PASS_LAYOUT = {  # pass -> (dtype, channels) as the protocol defines them
-    "rgb": (np.dtype(np.uint8), 3),
-    "depth": (np.dtype(np.float32), 1),
-    "segmentation": (np.dtype(np.int32), 1),
-}
 # Status codes after which reconnecting and resuming can help.
 _RETRYABLE = {
     grpc.StatusCode.UNAVAILABLE,
@@ -187,7 +183,7 @@ class RenderClient:
     def close(self) -> None:
         self._reset_channel()
 
-    def __enter__(self) -> "RenderClient":
+    def __enter__(self) -> RenderClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -302,7 +298,7 @@ class RenderClient:
         count, height, width = opened.frame_count, opened.height, opened.width
         arrays: dict[str, np.ndarray] = {}
         for name in wanted:
-            dtype, channels = _PASS_LAYOUT[name]
+            dtype, channels = PASS_LAYOUT[name]
             shape = (count, height, width, channels) if channels > 1 else (count, height, width)
             arrays[name] = np.zeros(shape, dtype=dtype)
         hashes = {name: [""] * count for name in wanted}
@@ -482,8 +478,8 @@ class RenderClient:
 
     def _check_layout(self, header: pb.FrameHeader, target: np.ndarray) -> None:
         name = getattr(header, "pass")
-        dtype, channels = _PASS_LAYOUT[name]
-        expected = (target.shape[1], target.shape[2], dtype.name, channels, "raw")
+        dtype, channels = PASS_LAYOUT[name]
+        expected = (target.shape[1], target.shape[2], dtype.name, channels, RAW_ENCODING)
         got = (header.height, header.width, header.dtype, header.channels, header.encoding)
         if got != expected or header.byte_size != target[0].nbytes:
             raise FrameIntegrityError(

@@ -93,7 +93,7 @@ class ProceduralServer:
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> "ProceduralServer":
+    def start(self) -> ProceduralServer:
         if self.is_running():
             return self
         port_file = self._workdir / "port"
@@ -131,7 +131,7 @@ class ProceduralServer:
             self.process.wait()
         self._close_log()
 
-    def restart(self) -> "ProceduralServer":
+    def restart(self) -> ProceduralServer:
         """Start a fresh process on the same port (clients reconnect to the same address)."""
         if self.is_running():
             self.stop()
@@ -163,7 +163,7 @@ class ProceduralServer:
         self.stop()
         shutil.rmtree(self._workdir, ignore_errors=True)
 
-    def __enter__(self) -> "ProceduralServer":
+    def __enter__(self) -> ProceduralServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

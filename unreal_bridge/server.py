@@ -22,31 +22,30 @@ bridge differ only in the backend object plugged in. Transport rules live here o
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import inspect
-import ipaddress
 import json
 import logging
 import queue
-import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import grpc
-import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from contract.clip import ResolvedClip
 from contract.errors import UserError
-from unreal_bridge.backend import PASS_DTYPES, RenderBackend, RenderedFrame
+from unreal_bridge.access import check_bind_allowed, offered_token, token_matches
+from unreal_bridge.backend import RenderBackend
+from unreal_bridge.open_request import OpenedClip, resolve_request
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2_grpc as pb_grpc
+from unreal_bridge.wire import encode_frame_events
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -55,9 +54,6 @@ __all__ = [
     "ServerConfig",
     "RenderServicer",
     "RenderServer",
-    "check_bind_allowed",
-    "resolve_request",
-    "encode_frame_events",
 ]
 
 log = logging.getLogger("worldloom.render.server")
@@ -65,8 +61,6 @@ log = logging.getLogger("worldloom.render.server")
 PROTOCOL_VERSION = "1.0.0"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RenderService"].full_name  # worldloom.render.v1.RenderService
 MAX_CHUNK_BYTES_LIMIT = 1 << 20  # 1 MiB: well under gRPC's default 4 MB message cap
-RESOLVED_CLIP_SCHEMA = "worldloom.resolved_clip/1"
-AUTH_METADATA_KEY = "authorization"  # value "Bearer <token>"
 
 
 @dataclass
@@ -112,37 +106,8 @@ class ServerConfig:
             raise UserError("--tls-cert and --tls-key go together; give both or neither")
 
 
-def _is_loopback(host: str) -> bool:
-    """True when every address `host` resolves to is a loopback address."""
-    bare = host.strip("[]")
-    if bare == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(bare).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(bare, None)
-    except socket.gaierror as error:
-        raise UserError(f"--host {host!r} does not resolve ({error.strerror}); use an IP address such as 127.0.0.1")
-    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
-
-
-def check_bind_allowed(host: str, auth_token: str | None) -> None:
-    """Refuse to expose the control port beyond loopback without a token.
-
-    A render server builds worlds from whatever manifest it is sent; like Unreal's Remote
-    Control port it must not be reachable from a network without authentication.
-    """
-    if not _is_loopback(host) and not auth_token:
-        raise UserError(
-            f"refusing to bind non-loopback address {host!r} without authentication; "
-            "pass --auth-token TOKEN (and preferably --tls-cert/--tls-key) or bind --host 127.0.0.1"
-        )
-
-
 # --------------------------------------------------------------------------------------------
-# Manifest -> resolved clip
+# Errors
 
 
 def _status_for(error: BaseException) -> grpc.StatusCode:
@@ -160,120 +125,6 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _check_resolved_clip(clip: object) -> dict:
-    """Minimal structural check of a resolved clip sent as JSON; the resolver owns the schema."""
-    if not isinstance(clip, dict):
-        raise UserError("resolved_clip_json must be a JSON object (schema worldloom.resolved_clip/1)")
-    if clip.get("schema") != RESOLVED_CLIP_SCHEMA:
-        raise UserError(f"resolved_clip_json field 'schema' is {clip.get('schema')!r}; expected {RESOLVED_CLIP_SCHEMA!r}")
-    output = clip.get("output")
-    if not isinstance(output, dict):
-        raise UserError("resolved_clip_json field 'output' is missing; resolve the manifest with `worldloom manifest resolve`")
-    from contract.manifest.schema import MAX_FRAMES, MAX_HEIGHT, MAX_WIDTH  # the manifest's own ceilings
-
-    ceilings = {"width": MAX_WIDTH, "height": MAX_HEIGHT, "frames": MAX_FRAMES, "fps": 240}
-    for key, ceiling in ceilings.items():
-        value = output.get(key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= ceiling:
-            raise UserError(f"resolved_clip_json field 'output.{key}' is {_short(value)}; it must be a number in (0, {ceiling}]")
-    passes = clip.get("passes")
-    if not isinstance(passes, list) or not passes or not all(isinstance(name, str) for name in passes):
-        raise UserError("resolved_clip_json field 'passes' must be a non-empty list such as [rgb, depth]")
-    return clip
-
-
-def resolve_request(request: pb.OpenSessionRequest) -> dict:
-    """Turn an OpenSessionRequest into one ResolvedClip, raising UserError on bad input.
-
-    Uses `contract.manifest` (the one place that knows the manifest schema), imported here so
-    a server embedded elsewhere can pass its own resolver instead.
-    """
-    source = request.WhichOneof("source")
-    if source is None:
-        raise UserError("OpenSession needs manifest_yaml or resolved_clip_json; neither was given")
-    from contract import manifest as manifests  # lazy: keeps `import unreal_bridge.server` light
-
-    if source == "resolved_clip_json":
-        try:
-            clip = json.loads(request.resolved_clip_json)
-        except json.JSONDecodeError as error:
-            raise UserError(f"resolved_clip_json is not valid JSON (line {error.lineno}: {error.msg})")
-        clip = _check_resolved_clip(clip)
-        stated = clip.get("sha256")
-        actual = manifests.clip_sha256(clip)
-        if stated and stated != actual:
-            raise UserError(
-                f"resolved_clip_json field 'sha256' is {stated[:12]}… but the content hashes to {actual[:12]}…; "
-                "the clip was edited after resolving: re-resolve it or drop the sha256 field"
-            )
-        clip = dict(clip, sha256=actual)
-        return clip
-    # Always text, never a path: a one-line "x.yaml" must not make the server read its own files.
-    text = request.manifest_yaml if "\n" in request.manifest_yaml else request.manifest_yaml + "\n"
-    loaded = manifests.load_manifest(text, source_name="<manifest_yaml>")
-    scenes = [scene.name for scene in loaded.scenes]
-    scene = request.scene or scenes[0]
-    if scene not in scenes:
-        raise UserError(f"scene {scene!r} is not in the manifest; choose one of {', '.join(scenes)}")
-    return _check_resolved_clip(manifests.resolve_clip(loaded, scene, int(request.clip_index)))
-
-
-# --------------------------------------------------------------------------------------------
-# Frame encoding
-
-
-def _wire_array(name: str, array: np.ndarray) -> np.ndarray:
-    """The pass as the contract says it travels: its dtype, little-endian, C order."""
-    expected = PASS_DTYPES.get(name)
-    if expected is None:
-        raise RuntimeError(f"backend produced unknown pass {name!r}; known passes: {', '.join(PASS_DTYPES)}")
-    if array.dtype != expected:
-        raise RuntimeError(f"backend produced pass {name!r} with dtype {array.dtype}; the protocol needs {expected}")
-    if name == "rgb" and (array.ndim != 3 or array.shape[2] != 3):
-        raise RuntimeError(f"backend produced rgb with shape {array.shape}; the protocol needs (H, W, 3)")
-    if name != "rgb" and array.ndim != 2:
-        raise RuntimeError(f"backend produced {name} with shape {array.shape}; the protocol needs (H, W)")
-    return np.ascontiguousarray(array, dtype=expected.newbyteorder("<"))
-
-
-def encode_frame_events(frame: RenderedFrame, passes: list[str], max_chunk_bytes: int) -> Iterator[pb.RenderEvent]:
-    """Header then chunks, for every requested pass of one frame."""
-    k = np.asarray(frame.intrinsics, dtype=np.float64)
-    for name in passes:
-        if name not in frame.passes:
-            raise RuntimeError(f"backend did not produce pass {name!r} for frame {frame.index}")
-        array = _wire_array(name, frame.passes[name])
-        payload = array.tobytes()
-        height, width = array.shape[:2]
-        header = pb.FrameHeader(
-            frame_index=frame.index,
-            sim_time=float(frame.sim_time),
-            width=width,
-            height=height,
-            channels=array.shape[2] if array.ndim == 3 else 1,
-            dtype=array.dtype.name,
-            encoding="raw",
-            byte_size=len(payload),
-            sha256=hashlib.sha256(payload).hexdigest(),
-            intrinsics=pb.Intrinsics(fx=k[0, 0], fy=k[1, 1], cx=k[0, 2], cy=k[1, 2], width=width, height=height),
-            camera_to_world=np.asarray(frame.camera_to_world, dtype=np.float64).reshape(16).tolist(),
-            action=np.asarray(frame.action, dtype=np.float32).reshape(-1).tolist(),
-            depth_kind="planar_z_metres" if name == "depth" else "",
-        )
-        setattr(header, "pass", name)  # `pass` is a Python keyword
-        yield pb.RenderEvent(header=header)
-        view = memoryview(payload)
-        for offset in range(0, len(payload), max_chunk_bytes):
-            chunk = pb.Chunk(frame_index=frame.index, offset=offset, data=bytes(view[offset : offset + max_chunk_bytes]))
-            setattr(chunk, "pass", name)
-            yield pb.RenderEvent(chunk=chunk)
-
-
 # --------------------------------------------------------------------------------------------
 # Sessions and the servicer
 
@@ -281,7 +132,7 @@ def encode_frame_events(frame: RenderedFrame, passes: list[str], max_chunk_bytes
 @dataclass
 class _Session:
     session_id: str
-    clip: dict
+    clip: ResolvedClip
     frame_count: int
     passes: list[str]
     opened_at: float = field(default_factory=time.monotonic)
@@ -303,7 +154,7 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
     def __init__(
         self,
         config: ServerConfig,
-        resolver: Callable[[pb.OpenSessionRequest], dict] = resolve_request,
+        resolver: Callable[[pb.OpenSessionRequest], OpenedClip] = resolve_request,
     ) -> None:
         self.config = config
         self.resolver = resolver
@@ -332,11 +183,7 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
         expected = self.config.auth_token
         if not expected:
             return
-        offered = request_token
-        for key, value in context.invocation_metadata():
-            if key == AUTH_METADATA_KEY and value.startswith("Bearer "):
-                offered = value[len("Bearer ") :]
-        if not offered or not hmac.compare_digest(offered.encode(), expected.encode()):
+        if not token_matches(offered_token(context.invocation_metadata(), request_token), expected):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "this render server needs an auth token; pass the server's --auth-token to the client")
 
     # -- rpcs ---------------------------------------------------------------------------------
@@ -359,8 +206,9 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
     def OpenSession(self, request: pb.OpenSessionRequest, context: grpc.ServicerContext) -> pb.OpenSessionResponse:
         self._authorize(context, request.auth_token)
         backend = self._ready_backend(context)
-        clip = self._resolve_bounded(request, context)
-        passes = [name for name in clip["passes"]]
+        opened = self._resolve_bounded(request, context)
+        clip = opened.clip
+        passes = list(clip.passes)
         unsupported = [name for name in passes if name not in backend.passes]
         if unsupported:
             context.abort(
@@ -368,14 +216,14 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
                 f"manifest field 'passes' asks for {', '.join(unsupported)}, which backend {backend.name} "
                 f"does not render; use a subset of {', '.join(backend.passes)}",
             )
-        output = clip["output"]
+        output = clip.output
         response = pb.OpenSessionResponse(
-            resolved_clip_json=json.dumps(clip, sort_keys=True, separators=(",", ":")),
-            resolved_sha256=clip["sha256"],
-            frame_count=int(output["frames"]),
-            width=int(output["width"]),
-            height=int(output["height"]),
-            fps=float(output["fps"]),
+            resolved_clip_json=json.dumps(opened.document, sort_keys=True, separators=(",", ":")),
+            resolved_sha256=clip.sha256,
+            frame_count=output.frames,
+            width=output.width,
+            height=output.height,
+            fps=output.fps,
             passes=passes,
         )
         if request.dry_run:
@@ -396,10 +244,10 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
         with self._lock:
             self._session, self._opening = session, False
         response.session_id = session.session_id
-        log.info("session %s opened: %s (%d frames)", session.session_id, clip.get("key", "?"), session.frame_count)
+        log.info("session %s opened: %s (%d frames)", session.session_id, clip.key, session.frame_count)
         return response
 
-    def _resolve_bounded(self, request: pb.OpenSessionRequest, context: grpc.ServicerContext) -> dict:
+    def _resolve_bounded(self, request: pb.OpenSessionRequest, context: grpc.ServicerContext) -> OpenedClip:
         """Resolve on the resolver pool within the size and time budget; refuse what does not fit.
 
         The calling gRPC thread only waits; a request that finds every resolver busy is refused
@@ -417,7 +265,7 @@ class RenderServicer(pb_grpc.RenderServiceServicer):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                           f"render server is already resolving {self.config.resolve_workers} manifests; retry in a moment")
 
-        def job() -> dict:
+        def job() -> OpenedClip:
             try:
                 return self.resolver(request)
             finally:
@@ -734,7 +582,7 @@ class RenderServer:
     def __init__(
         self,
         config: ServerConfig,
-        resolver: Callable[[pb.OpenSessionRequest], dict] = resolve_request,
+        resolver: Callable[[pb.OpenSessionRequest], OpenedClip] = resolve_request,
         servicer: RenderServicer | None = None,
     ) -> None:
         check_bind_allowed(config.host, config.auth_token)

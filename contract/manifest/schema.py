@@ -36,6 +36,7 @@ UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
 # ceiling. Each is far above what a real dataset needs and low enough that one clip resolves in
 # about a second and its resolved JSON fits one gRPC message.
 MAX_FRAMES = 10_000             # frames per clip (5.5 min at 30 fps; ~1 MB resolved JSON, ~0.6 s to resolve)
+MAX_FPS = 240
 MAX_WIDTH, MAX_HEIGHT = 7680, 4320
 MAX_CLIPS_PER_SCENE = 1_000_000
 MAX_CLIPS_TOTAL = 1_000_000     # over all scenes (checks.py)
@@ -77,7 +78,7 @@ class Output(StrictModel):
 
     width: int = Field(ge=16, le=MAX_WIDTH, description="pixels; even (H.264 4:2:0)")
     height: int = Field(ge=16, le=MAX_HEIGHT, description="pixels; even (H.264 4:2:0)")
-    fps: int = Field(ge=1, le=240)
+    fps: int = Field(ge=1, le=MAX_FPS)
     frames: int = Field(ge=1, le=MAX_FRAMES, description="frames per clip")
     crf: int = Field(default=23, ge=0, le=51, description="H.264 constant rate factor")
     gop: int = Field(default=16, ge=1, le=1000, description="key-frame interval in frames")

@@ -9,7 +9,7 @@ third-party renderer) must pass it; the rules are in `rules.py`, one function ea
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from unreal_bridge.conformance.builtin_manifest import BUILTIN_MANIFEST
 from unreal_bridge.conformance.runner import CheckOptions, ConformanceReport, RuleResult
@@ -32,7 +32,7 @@ def run_conformance(
     on_result: Callable[[RuleResult], None] | None = None,
 ) -> ConformanceReport:
     """Run the rules (all, or the named subset in suite order) against the server at `address`."""
-    from unreal_bridge.conformance.rules import RULES, RULE_NAMES
+    from unreal_bridge.conformance.rules import RULE_NAMES, RULES
     from unreal_bridge.conformance.runner import run_rules
 
     if rules:

@@ -9,8 +9,9 @@ that prerequisite, so the report always names the first broken rule.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import grpc
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-import grpc
-
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
 
 

@@ -6,12 +6,14 @@ uninterrupted one. Consecutive calls continue the running simulation when they c
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import numpy as np
 import pybullet as p
 
+from contract.clip import ResolvedClip
 from contract.errors import UserError
 from unreal_bridge.backend import RenderedFrame
 from unreal_bridge.procedural.renderer import ALL_PASSES
@@ -41,15 +43,15 @@ class ProceduralBackend:
         (pybullet_data's files always may). A clip never names an arbitrary path on this machine."""
         self.shadows = shadows
         self.asset_dirs = tuple(Path(d) for d in asset_dirs)
-        self._clip: dict | None = None
+        self._clip: ResolvedClip | None = None
         self._sim: ClipSimulation | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    def open(self, clip: dict) -> None:
+    def open(self, clip: ResolvedClip | Mapping[str, Any]) -> None:
         """Build the clip's world now, so bad clips fail here rather than mid-stream."""
         self.close()
-        self._clip = clip
+        self._clip = ResolvedClip.parse(clip)
         self._sim = ClipSimulation(clip, shadows=self.shadows, asset_dirs=self.asset_dirs)
 
     def close(self) -> None:

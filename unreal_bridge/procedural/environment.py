@@ -5,8 +5,9 @@ diffuse/specular part tinted by `lightColor`, optional shadow map). Everything a
 cannot do — sky, fog, rain, wet ground — is applied afterwards in numpy from the depth and
 segmentation passes, vectorised and seeded, so the result is a pure function of the clip.
 
-Sun angles: elevation in degrees above the horizon (negative = night); azimuth in degrees
-clockwise from north (+Y) towards east (+X), compass style.
+The sun and weather are the resolved clip's (`contract.clip.ClipEnvironment`: elevation in
+degrees above the horizon, negative = night; azimuth in degrees clockwise from north (+Y)
+towards east (+X), compass style; weather scalars in [0, 1]).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract.defaults import DEFAULT_SUN_AZIMUTH_DEG, DEFAULT_SUN_ELEVATION_DEG
+from contract.clip import ClipEnvironment
 
 
 def _smoothstep(edge0: float, edge1: float, x: float) -> float:
@@ -27,45 +28,9 @@ def _lerp(a, b, t: float) -> np.ndarray:
     return a + (b - a) * t
 
 
-@dataclass(frozen=True)
-class Environment:
-    """Sun angles and CARLA-style weather scalars in [0, 1]."""
-
-    sun_elevation_deg: float = DEFAULT_SUN_ELEVATION_DEG
-    sun_azimuth_deg: float = DEFAULT_SUN_AZIMUTH_DEG
-    cloudiness: float = 0.0
-    fog: float = 0.0
-    rain: float = 0.0
-    wetness: float = 0.0
-
-    @classmethod
-    def from_clip(cls, clip: dict) -> "Environment":
-        env = clip.get("environment") or {}
-        sun = env.get("sun") or {}
-        weather = env.get("weather") or {}
-
-        def unit(name: str) -> float:
-            return float(min(max(float(weather.get(name, 0.0) or 0.0), 0.0), 1.0))
-
-        return cls(
-            sun_elevation_deg=float(sun.get("elevation_deg", DEFAULT_SUN_ELEVATION_DEG)),
-            sun_azimuth_deg=float(sun.get("azimuth_deg", DEFAULT_SUN_AZIMUTH_DEG)),
-            cloudiness=unit("cloudiness"),
-            fog=unit("fog"),
-            rain=unit("rain"),
-            wetness=unit("wetness"),
-        )
-
-    @property
-    def sun_direction(self) -> np.ndarray:
-        """Unit vector from the scene towards the sun (world, Z up)."""
-        e, a = np.radians(self.sun_elevation_deg), np.radians(self.sun_azimuth_deg)
-        return np.array([np.sin(a) * np.cos(e), np.cos(a) * np.cos(e), np.sin(e)])
-
-    @property
-    def daylight(self) -> float:
-        """0 at night (sun 6 deg below the horizon or lower), 1 in full daylight."""
-        return _smoothstep(-6.0, 8.0, self.sun_elevation_deg)
+def daylight(env: ClipEnvironment) -> float:
+    """0 at night (sun 6 deg below the horizon or lower), 1 in full daylight."""
+    return _smoothstep(-6.0, 8.0, env.sun_elevation_deg)
 
 
 @dataclass(frozen=True)
@@ -95,20 +60,20 @@ class Lighting:
         }
 
 
-def sun_color(env: Environment) -> np.ndarray:
+def sun_color(env: ClipEnvironment) -> np.ndarray:
     """Warm near the horizon, near white high up, greyer under clouds."""
     high = _smoothstep(0.0, 25.0, env.sun_elevation_deg)
     color = _lerp((1.0, 0.55, 0.30), (1.0, 0.97, 0.92), high)
     return _lerp(color, (0.90, 0.92, 0.95), env.cloudiness)
 
 
-def lighting_for(env: Environment, shadows: bool = False, extra_ambient: float | None = None) -> Lighting:
+def lighting_for(env: ClipEnvironment, shadows: bool = False, extra_ambient: float | None = None) -> Lighting:
     """Direct sun and ambient sky light; at night both fall to (almost) nothing.
 
     `extra_ambient` is the manifest's `environment.ambient`: None keeps a faint night floor
     (0.01), a number replaces that floor (0 = a moonless night renders black).
     """
-    day = env.daylight
+    day = daylight(env)
     sun_up = _smoothstep(-1.0, 4.0, env.sun_elevation_deg)
     overcast = env.cloudiness
     direct = sun_up * (0.80 - 0.68 * overcast) * (1.0 - 0.3 * env.rain)
@@ -134,8 +99,8 @@ class SkyColors:
     sun: np.ndarray
 
 
-def sky_colors(env: Environment) -> SkyColors:
-    day = env.daylight
+def sky_colors(env: ClipEnvironment) -> SkyColors:
+    day = daylight(env)
     dusk = (1.0 - _smoothstep(0.0, 20.0, env.sun_elevation_deg)) * day
     zenith = _lerp((0.25, 0.45, 0.85), (0.20, 0.24, 0.50), dusk)
     horizon = _lerp((0.70, 0.82, 0.95), (0.95, 0.58, 0.32), dusk)
@@ -155,7 +120,7 @@ CLOUD_ALTITUDE_M = 1500.0
 CLOUD_SCALE_M = 900.0  # size of one noise cell on the cloud layer
 
 
-def shade_sky(rgb: np.ndarray, sky_mask: np.ndarray, ray_dirs: np.ndarray, env: Environment, sky: SkyColors,
+def shade_sky(rgb: np.ndarray, sky_mask: np.ndarray, ray_dirs: np.ndarray, env: ClipEnvironment, sky: SkyColors,
               noise=None) -> None:
     """Fill sky pixels (in place) with a zenith-horizon gradient, a sun glow and clouds.
 
@@ -177,13 +142,13 @@ def shade_sky(rgb: np.ndarray, sky_mask: np.ndarray, ray_dirs: np.ndarray, env: 
         density = 0.65 * noise.sample(u, v) + 0.35 * noise.sample(u * 2.7 + 17.0, v * 2.7 + 5.0)
         threshold = 1.0 - env.cloudiness
         cover = np.clip((density - threshold + 0.15) / 0.3, 0.0, 1.0) * np.clip(dirs[:, 2] / 0.08, 0.0, 1.0)
-        cloud = (0.55 + 0.45 * (1.0 - env.cloudiness)) * max(env.daylight, 0.02) * np.ones(3)
+        cloud = (0.55 + 0.45 * (1.0 - env.cloudiness)) * max(daylight(env), 0.02) * np.ones(3)
         cloud = cloud + 0.25 * sky.sun  # lit by the sun: warm at dusk
         colour = colour * (1.0 - cover[:, None]) + cloud[None, :] * cover[:, None]
     rgb[sky_mask] = colour.astype(np.float32)
 
 
-def apply_wetness(rgb: np.ndarray, ground_mask: np.ndarray, env: Environment, sky: SkyColors) -> None:
+def apply_wetness(rgb: np.ndarray, ground_mask: np.ndarray, env: ClipEnvironment, sky: SkyColors) -> None:
     """Wet ground is darker and picks up a little sky reflection (in place)."""
     if env.wetness <= 0.0 or not ground_mask.any():
         return
@@ -191,7 +156,7 @@ def apply_wetness(rgb: np.ndarray, ground_mask: np.ndarray, env: Environment, sk
     rgb[ground_mask] = rgb[ground_mask] * (1.0 - 0.5 * w) + (0.03 * w) * sky.horizon.astype(np.float32)
 
 
-def apply_fog(rgb: np.ndarray, distance: np.ndarray, env: Environment, sky: SkyColors) -> None:
+def apply_fog(rgb: np.ndarray, distance: np.ndarray, env: ClipEnvironment, sky: SkyColors) -> None:
     """Blend toward the horizon colour by exp(-beta * distance); a light haze even on clear days."""
     beta = 0.0015 + 0.12 * env.fog**1.5 + 0.01 * env.rain
     transmittance = np.exp(-beta * distance).astype(np.float32)[..., None]
@@ -200,7 +165,7 @@ def apply_fog(rgb: np.ndarray, distance: np.ndarray, env: Environment, sky: SkyC
     rgb += (1.0 - transmittance) * fog_colour
 
 
-def apply_rain(rgb: np.ndarray, env: Environment, sky: SkyColors, rng: np.random.Generator) -> None:
+def apply_rain(rgb: np.ndarray, env: ClipEnvironment, sky: SkyColors, rng: np.random.Generator) -> None:
     """Seeded slanted streaks, drawn as short lines of semi-transparent light grey (in place)."""
     if env.rain <= 0.0:
         return
@@ -220,6 +185,6 @@ def apply_rain(rgb: np.ndarray, env: Environment, sky: SkyColors, rng: np.random
     mask[ys[inside], xs[inside]] = True
     alpha = np.float32(0.18 + 0.22 * env.rain)
     streak = (0.35 + 0.65 * sky.horizon.astype(np.float32)).astype(np.float32) * np.float32(
-        max(env.daylight, 0.05)
+        max(daylight(env), 0.05)
     )
     rgb[mask] = rgb[mask] * (1.0 - alpha) + alpha * streak

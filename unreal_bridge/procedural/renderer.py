@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as p
 
+from contract.clip import ClipEnvironment
 from unreal_bridge.procedural import environment as envmod
 from unreal_bridge.procedural.camera import camera_rays, linear_depth, projection_matrix, view_matrix
 from unreal_bridge.procedural.ids import CLASS_CODES, GROUND_CLASSES, INSTANCES_PER_CLASS, SegmentationIds
@@ -43,7 +44,7 @@ class PassRenderer:
         client: int,
         camera: CameraSpec,
         ids: SegmentationIds,
-        environment: envmod.Environment,
+        environment: ClipEnvironment,
         *,
         texture_seed: int = 0,
         terrain_tint: TerrainTint | None = None,
@@ -68,7 +69,7 @@ class PassRenderer:
         self.lighting = envmod.lighting_for(environment, shadows=shadows, extra_ambient=extra_ambient)
         # Lit windows are a light source: only when the manifest leaves ambient light to the
         # renderer (`environment.ambient: 0` means no light at all, and renders black at night).
-        self.window_glow = 0.0 if extra_ambient is not None else 1.0 - environment.daylight
+        self.window_glow = 0.0 if extra_ambient is not None else 1.0 - envmod.daylight(environment)
         self.sky = envmod.sky_colors(environment)
         self._projection = projection_matrix(camera.K, camera.width, camera.height, camera.near, camera.far)
         self._rays = camera_rays(camera.K, camera.width, camera.height)  # (H, W, 3), z = 1

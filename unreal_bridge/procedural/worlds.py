@@ -7,9 +7,9 @@ so generators can keep it clear: no tree grows through the walker, no hill swall
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pybullet as p
@@ -19,7 +19,6 @@ from unreal_bridge.procedural.heightfield import Heightfield, fractal_noise, loa
 from unreal_bridge.procedural.ids import SegmentationIds
 from unreal_bridge.procedural.renderer import TerrainTint
 from unreal_bridge.procedural.scene import SceneBuilder, World, cone_mesh, yaw_quaternion
-
 
 # Caps that keep a world renderable: TinyRenderer cost grows with every body in view.
 MAX_TREES = 4000

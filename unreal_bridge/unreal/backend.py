@@ -28,16 +28,18 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from contract.clip import ResolvedClip
 from unreal_bridge.backend import RenderedFrame
 from unreal_bridge.unreal.editor_settings import keep_editor_ticking
 from unreal_bridge.unreal.game_thread import GameThreadExecutor, GameThreadStalled
-from unreal_bridge.unreal.plan import SUPPORTED_PASSES, ClipPlan, plan_clip
+from unreal_bridge.unreal.plan import SUPPORTED_PASSES, EditorPlan, plan_for_editor
 from unreal_bridge.unreal.scene import UnrealScene
 
 log = logging.getLogger("worldloom.unreal.backend")
@@ -86,14 +88,14 @@ class UnrealBackend:
         export_dir = self.config.export_dir or Path(tempfile.mkdtemp(prefix="worldloom_unreal_export_"))
         self.export_dir = Path(export_dir)
         self._scene = UnrealScene(unreal, self.export_dir, exposure_ev100=self.config.exposure_ev100)
-        self._plan: ClipPlan | None = None
+        self._plan: EditorPlan | None = None
         if self.config.capture == "movie_render_queue":
             self.capabilities = (*type(self).capabilities, "movie_render_queue")
 
     # -- RenderBackend (called on gRPC threads: no unreal.* here) ------------------------
 
-    def open(self, clip: dict) -> None:
-        plan = plan_clip(clip)  # INVALID_ARGUMENT before the editor is touched
+    def open(self, clip: ResolvedClip | Mapping[str, Any]) -> None:
+        plan = plan_for_editor(clip)  # INVALID_ARGUMENT before the editor is touched
 
         def load_on_game_thread() -> None:
             if self._scene.plan is not None:
@@ -120,7 +122,7 @@ class UnrealBackend:
             return
         yield from self._captured_frames(plan, start, end, wanted)
 
-    def _captured_frames(self, plan: ClipPlan, start: int, end: int, wanted: tuple[str, ...]) -> Iterator[RenderedFrame]:
+    def _captured_frames(self, plan: EditorPlan, start: int, end: int, wanted: tuple[str, ...]) -> Iterator[RenderedFrame]:
         out: queue.Queue = queue.Queue()
         cancel = threading.Event()
         future = self.executor.submit(lambda: self._render_task(plan, start, end, wanted, out, cancel))
@@ -133,7 +135,7 @@ class UnrealBackend:
         finally:
             cancel.set()  # a cancelled stream stops the task at its next tick
 
-    def _cinematic_frames(self, plan: ClipPlan, start: int, end: int, wanted: tuple[str, ...]) -> Iterator[RenderedFrame]:
+    def _cinematic_frames(self, plan: EditorPlan, start: int, end: int, wanted: tuple[str, ...]) -> Iterator[RenderedFrame]:
         """RGB from one Movie Render Queue shot, depth (if wanted) from captures at the same poses."""
         from PIL import Image
 
@@ -207,7 +209,7 @@ class UnrealBackend:
 
     # -- the render task (game thread) --------------------------------------------------
 
-    def _render_task(self, plan: ClipPlan, start: int, end: int, passes: tuple[str, ...], out: queue.Queue,
+    def _render_task(self, plan: EditorPlan, start: int, end: int, passes: tuple[str, ...], out: queue.Queue,
                      cancel: threading.Event):
         """Multi-tick task: warm-up ticks, then one fixed step and capture per tick."""
         scene = self._scene

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from unreal_bridge.unreal.plan import Environment
+from contract.clip import ClipEnvironment
 
 WEATHER_COLLECTION = "/Game/Worldloom/MPC_Weather"
 SUN_LUX_NOON = 10.0  # DirectionalLight intensity in lux-like editor units at full daylight
@@ -54,7 +54,7 @@ def _first(unreal: Any, actors: list, actor_class: Any) -> Any:
     return None
 
 
-def apply_environment(unreal: Any, environment: Environment) -> list[str]:
+def apply_environment(unreal: Any, environment: ClipEnvironment) -> list[str]:
     """Set sun, sky, fog, clouds and weather scalars; returns what the level lacked."""
     actors = unreal.get_editor_subsystem(unreal.EditorActorSubsystem).get_all_level_actors()
     missing: list[str] = []

@@ -17,11 +17,12 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
 from types import GeneratorType
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger("worldloom.unreal.game_thread")
 

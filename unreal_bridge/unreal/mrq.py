@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from unreal_bridge.unreal.coords import opencv_c2w_to_unreal
-from unreal_bridge.unreal.plan import ClipPlan
+from unreal_bridge.unreal.plan import EditorPlan
 
 SEQUENCE_FOLDER = "/Game/Worldloom/Generated"
 FRAME_PAD = 5
@@ -52,7 +52,7 @@ def frame_file(output_dir: Path, index: int) -> Path:
 class MovieRenderQueueShot:
     """One MRQ job rendering frames [start, end) of a clip to PNG files in `output_dir`."""
 
-    def __init__(self, unreal: Any, plan: ClipPlan, camera: Any, output_dir: Path) -> None:
+    def __init__(self, unreal: Any, plan: EditorPlan, camera: Any, output_dir: Path) -> None:
         self.unreal = unreal
         self.plan = plan
         self.camera = camera  # the CineCameraActor of the fast-path rig

@@ -7,11 +7,13 @@ is loaded.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from contract.defaults import DEFAULT_SUN_AZIMUTH_DEG, DEFAULT_SUN_ELEVATION_DEG
+from contract.clip import ClipEnvironment, ResolvedClip
 from contract.errors import UserError
 from unreal_bridge.unreal.readback import CM_PER_M, HALF_MAX_CM
 
@@ -24,18 +26,8 @@ DEPTH_CEILING_M = HALF_MAX_CM / CM_PER_M
 
 
 @dataclass(frozen=True)
-class Environment:
-    sun_elevation_deg: float
-    sun_azimuth_deg: float  # compass: 0 = +Y (north), 90 = +X (east), towards the sun
-    cloudiness: float
-    fog: float
-    rain: float
-    wetness: float
-
-
-@dataclass(frozen=True)
-class ClipPlan:
-    """The resolved clip, reduced to what the editor needs, with the arrays parsed once."""
+class EditorPlan:
+    """The resolved clip, reduced to what the editor needs and checked against what it can do."""
 
     key: str
     level: str
@@ -52,44 +44,34 @@ class ClipPlan:
     far_m: float
     poses: np.ndarray  # (T, 4, 4) OpenCV camera-to-world, metres
     actions: np.ndarray  # (T, 8) float32
-    environment: Environment
+    environment: ClipEnvironment
 
     @property
     def fov_deg(self) -> float:
         return math.degrees(2.0 * math.atan(self.width / (2.0 * float(self.intrinsics[0, 0]))))
 
 
-def _field(clip: dict, path: str):
-    node = clip
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise UserError(f"resolved clip field '{path}' is missing; re-resolve the manifest with `worldloom manifest resolve`")
-        node = node[part]
-    return node
-
-
-def plan_clip(clip: dict) -> ClipPlan:
-    """Validate a ResolvedClip for the Unreal backend; raises UserError (INVALID_ARGUMENT)."""
-    world = _field(clip, "world")
+def plan_for_editor(clip: ResolvedClip | Mapping[str, Any]) -> EditorPlan:
+    """Check a ResolvedClip against what the Unreal backend renders; raises UserError (INVALID_ARGUMENT)."""
+    clip = ResolvedClip.parse(clip)
+    world = clip.world
     if "level" not in world:
         generator = world.get("generator", "?")
         raise UserError(
             f"manifest field 'world' uses generator {generator!r}, which only the procedural renderer builds; "
             "for renderer.backend unreal set world.level to a level of your project, e.g. /Game/Maps/CityPark"
         )
-    level = str(world["level"])
-    output = _field(clip, "output")
-    width, height, frames = int(output["width"]), int(output["height"]), int(output["frames"])
-    fps = float(output["fps"])
-    passes = tuple(clip.get("passes") or ("rgb",))
-    unsupported = [name for name in passes if name not in SUPPORTED_PASSES]
+    output = clip.output
+    width, height, frames = output.width, output.height, output.frames
+    unsupported = [name for name in clip.passes if name not in SUPPORTED_PASSES]
     if unsupported:
         raise UserError(
             f"manifest field 'passes' asks for {', '.join(unsupported)}, which the Unreal backend does not capture yet; "
             f"use a subset of {', '.join(SUPPORTED_PASSES)}"
         )
-    k = _field(clip, "camera.intrinsics")
-    fx, fy, cx, cy = (float(k[name]) for name in ("fx", "fy", "cx", "cy"))
+    k = clip.camera.intrinsics
+    fx, fy = k.fx * width / k.width, k.fy * height / k.height
+    cx, cy = k.cx * width / k.width, k.cy * height / k.height
     if abs(fx - fy) > ASPECT_TOLERANCE * fx:
         raise UserError(
             f"manifest field 'camera.intrinsics' has fx={fx:g} != fy={fy:g}; Unreal's SceneCapture2D renders square "
@@ -102,56 +84,33 @@ def plan_clip(clip: dict) -> ClipPlan:
                 f"manifest field 'camera.intrinsics.{name}' is {value:g} but Unreal renders a centred principal point; "
                 f"remove {name} or set it to {size / 2:g}"
             )
-    rig = _field(clip, "camera.rig")
-    pose_source = (clip.get("camera") or {}).get("pose_source", "rollout")
-    if pose_source != "rollout":
+    rig = clip.camera.rig
+    if clip.camera.pose_source != "rollout" or clip.poses is None:
         raise UserError(
-            f"camera.rig {rig!r} takes its poses from {pose_source} at render time, which the Unreal backend does not "
-            "simulate; use rig first_person, orbit or fixed (poses from the action rollout)"
+            f"camera.rig {rig!r} takes its poses from {clip.camera.pose_source} at render time, which the Unreal backend "
+            "does not simulate; use rig first_person, orbit or fixed (poses from the action rollout)"
         )
-    poses = np.asarray(clip.get("poses") or [], dtype=np.float64)
-    if poses.shape != (frames, 16):
-        raise UserError(
-            f"camera.rig {rig!r} needs one pose per frame in the resolved clip (got {poses.shape[0] if poses.ndim else 0} "
-            f"for {frames} frames); the Unreal backend drives the camera from the pose rollout: use rig "
-            "first_person, orbit or fixed"
-        )
-    actions = np.asarray(_field(clip, "actions.per_frame"), dtype=np.float32)
-    if actions.shape[0] != frames:
-        raise UserError(f"resolved clip field 'actions.per_frame' has {actions.shape[0]} rows for {frames} frames; re-resolve the manifest")
-    far_m = float((clip.get("camera") or {}).get("far_m", 500.0))
-    if "depth" in passes and far_m > DEPTH_CEILING_M:
+    far_m = clip.camera.far_m
+    if "depth" in clip.passes and far_m > DEPTH_CEILING_M:
         raise UserError(
             f"manifest field 'camera.far_m' is {far_m:g} m, beyond what the Unreal depth pass can hold "
             f"(half floats end at {DEPTH_CEILING_M:g} m); set camera.far_m <= {DEPTH_CEILING_M:g} or drop the depth pass"
         )
-    simulation = clip.get("simulation") or {}
-    step = float(simulation.get("step") or 1.0 / fps)
-    env = clip.get("environment") or {}
-    sun, weather = env.get("sun") or {}, env.get("weather") or {}
-    environment = Environment(
-        sun_elevation_deg=float(sun.get("elevation_deg", DEFAULT_SUN_ELEVATION_DEG)),
-        sun_azimuth_deg=float(sun.get("azimuth_deg", DEFAULT_SUN_AZIMUTH_DEG)),
-        cloudiness=float(weather.get("cloudiness", 0.0)),
-        fog=float(weather.get("fog", 0.0)),
-        rain=float(weather.get("rain", 0.0)),
-        wetness=float(weather.get("wetness", 0.0)),
-    )
-    return ClipPlan(
-        key=str(clip.get("key", "")),
-        level=level,
+    return EditorPlan(
+        key=clip.key,
+        level=str(world["level"]),
         width=width,
         height=height,
-        fps=fps,
+        fps=output.fps,
         frames=frames,
-        step_s=step,
-        warmup_frames=int(simulation.get("warmup_frames", 0) or 0),
-        temporal_samples=int(output.get("temporal_samples", 1) or 1),
-        spatial_samples=int(output.get("spatial_samples", 1) or 1),
-        passes=passes,
+        step_s=clip.simulation.step_s,
+        warmup_frames=clip.simulation.warmup_frames,
+        temporal_samples=output.temporal_samples,
+        spatial_samples=output.spatial_samples,
+        passes=clip.passes,
         intrinsics=np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]),
         far_m=far_m,
-        poses=poses.reshape(frames, 4, 4),
-        actions=actions,
-        environment=environment,
+        poses=clip.poses[:frames],
+        actions=clip.actions[:frames],
+        environment=clip.environment,
     )

@@ -26,7 +26,7 @@ import numpy as np
 from contract.errors import UserError
 from unreal_bridge.unreal.coords import fx_from_fov, opencv_c2w_to_unreal, unreal_to_opencv_c2w
 from unreal_bridge.unreal.environment import apply_environment
-from unreal_bridge.unreal.plan import ClipPlan
+from unreal_bridge.unreal.plan import EditorPlan
 from unreal_bridge.unreal.readback import depth_m_from_half_cm, read_exr, read_png_rgb
 
 CAMERA_LABEL = "worldloom_camera"
@@ -45,14 +45,14 @@ class UnrealScene:
         self.unreal = unreal
         self.export_dir = Path(export_dir)  # where render targets are exported each frame
         self.exposure_ev100 = exposure_ev100  # None: the level's auto exposure (needs warm-up frames)
-        self.plan: ClipPlan | None = None
+        self.plan: EditorPlan | None = None
         self.camera: Any = None
         self.captures: dict[str, tuple[Any, Any]] = {}  # pass -> (SceneCaptureComponent2D, render target)
         self.missing_environment: list[str] = []
 
     # -- open / close ---------------------------------------------------------------------
 
-    def load(self, plan: ClipPlan) -> None:
+    def load(self, plan: EditorPlan) -> None:
         unreal = self.unreal
         if not unreal.EditorAssetLibrary.does_asset_exist(plan.level):
             raise LevelNotFound(
@@ -73,7 +73,7 @@ class UnrealScene:
         world = self.unreal.get_editor_subsystem(self.unreal.UnrealEditorSubsystem).get_editor_world()
         return str(world.get_path_name()).split(".", 1)[0] if world is not None else ""
 
-    def _spawn_rig(self, plan: ClipPlan) -> None:
+    def _spawn_rig(self, plan: EditorPlan) -> None:
         unreal = self.unreal
         actors = unreal.get_editor_subsystem(unreal.EditorActorSubsystem)
         world = unreal.get_editor_subsystem(unreal.UnrealEditorSubsystem).get_editor_world()
