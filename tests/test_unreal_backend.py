@@ -7,6 +7,8 @@ the generic servicer on loopback, the client, the conformance suite.
 from __future__ import annotations
 
 import json
+import sys
+import subprocess
 import threading
 import time
 
@@ -384,6 +386,16 @@ def test_install_plugin_lays_out_the_project(tmp_path):
     assert (site / "unreal_bridge" / "protos" / "worldloom" / "render" / "v1" / "render_pb2.py").is_file()
     assert (site / "contract" / "manifest" / "resolve.py").is_file() and not (site / "pipeline").exists()
     assert not (site / "unreal_bridge" / "unreal" / "plugin").exists()
+    # Only what the editor imports: not the procedural renderer (PyBullet), the client, the checker or the CLI.
+    for absent in ("procedural", "conformance", "client.py", "launch.py", "cli.py"):
+        assert not (site / "unreal_bridge" / absent).exists(), absent
+    # ... and that is enough: the server and the Unreal backend import from the copy alone (no site,
+    # so neither this checkout's editable install nor anything but the third-party packages is on the path).
+    third_party = [p for p in sys.path if p.endswith("site-packages")]
+    probe = ("import sys; sys.path[:0] = [sys.argv[1]]; sys.path += sys.argv[2:]; "
+             "import unreal_bridge.server, unreal_bridge.unreal.backend, unreal_bridge.unreal.startup, contract.clip; "
+             "assert unreal_bridge.server.__file__.startswith(sys.argv[1]), unreal_bridge.server.__file__")
+    subprocess.run([sys.executable, "-S", "-c", probe, str(site), *third_party], check=True, timeout=60, cwd=plugin)
     assert (plugin / "Content" / "Python" / "init_unreal.py").is_file()
     from contract.errors import UserError
 

@@ -99,7 +99,7 @@ class ProceduralServer:
         port_file = self._workdir / "port"
         port_file.unlink(missing_ok=True)
         command = [
-            sys.executable, "-m", "pipeline.cli", "render-server",
+            sys.executable, "-m", "unreal_bridge.cli",  # `worldloom render-server`, without the data engine's CLI
             "--host", self.host,
             "--port", str(self.port),
             "--port-file", str(port_file),

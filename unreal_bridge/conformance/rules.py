@@ -15,6 +15,8 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from contract.clip import ResolvedClip
+from contract.errors import UserError
 from unreal_bridge.conformance.builtin_manifest import BAD_FIELD_MANIFEST, BROKEN_YAML
 from unreal_bridge.conformance.runner import CheckContext, Rule, RuleFailed, RuleSkipped
 from unreal_bridge.conformance.stream import ReceivedStream, open_and_cancel, read_render
@@ -134,17 +136,20 @@ def _check_resolution(ctx: CheckContext, response: pb.OpenSessionResponse, what:
         clip = json.loads(response.resolved_clip_json)
     except json.JSONDecodeError as error:
         raise RuleFailed(f"{what}: resolved_clip_json is not JSON ({error.msg})")
-    if not isinstance(clip, dict) or clip.get("schema") != "worldloom.resolved_clip/1":
-        raise RuleFailed(f"{what}: resolved_clip_json is not a worldloom.resolved_clip/1 object")
-    output = clip.get("output", {})
-    for field_name, value in (("frame_count", response.frame_count), ("width", response.width), ("height", response.height)):
-        clip_value = output.get({"frame_count": "frames"}.get(field_name, field_name))
+    try:
+        typed = ResolvedClip.parse(clip, source=f"{what}: resolved_clip_json")
+    except UserError as error:
+        raise RuleFailed(error.one_line()) from None
+    output = typed.output
+    for field_name, value, clip_value in (("frame_count", response.frame_count, output.frames), ("width", response.width, output.width),
+                                          ("height", response.height, output.height)):
         if clip_value != value:
             raise RuleFailed(f"{what}: {field_name} is {value} but the resolved clip says {clip_value}")
-    if abs(response.fps - float(output.get("fps", 0))) > 1e-9:
-        raise RuleFailed(f"{what}: fps is {response.fps:g} but the resolved clip says {output.get('fps')}")
-    if list(response.passes) != list(clip.get("passes", [])):
-        raise RuleFailed(f"{what}: passes {list(response.passes)} differ from the resolved clip's {clip.get('passes')}")
+    if abs(response.fps - output.fps) > 1e-9:
+        raise RuleFailed(f"{what}: fps is {response.fps:g} but the resolved clip says {output.fps:g}")
+    if tuple(response.passes) != typed.passes:
+        raise RuleFailed(f"{what}: passes {list(response.passes)} differ from the resolved clip's {list(typed.passes)}")
+    ctx.resolved = typed
     return clip
 
 
@@ -314,11 +319,13 @@ def _header_pose(frame) -> np.ndarray:
 
 def camera_state(ctx: CheckContext) -> str:
     ctx.require("frame_sequence")
-    clip = ctx.clip
-    poses = np.asarray(clip.get("poses") or [], dtype=np.float64)
-    rollout = poses.shape == (ctx.session.frame_count, 16) and clip.get("camera", {}).get("pose_source", "rollout") == "rollout"
-    actions = np.asarray(clip.get("actions", {}).get("per_frame") or [], dtype=np.float32)
-    k = clip.get("camera", {}).get("intrinsics", {})
+    clip = ctx.resolved
+    assert clip is not None  # set by session_open
+    poses = clip.poses
+    rollout = poses is not None and clip.camera.pose_source == "rollout"
+    actions = clip.actions
+    lens = clip.camera.intrinsics
+    k = {"fx": lens.fx, "fy": lens.fy, "cx": lens.cx, "cy": lens.cy}
     per_frame: dict[int, np.ndarray] = {}
     for frame in ctx.full.frames:
         where = f"frame {frame.index} pass {frame.pass_name}"
@@ -329,13 +336,13 @@ def camera_state(ctx: CheckContext) -> str:
         if frame.index in per_frame and not np.array_equal(per_frame[frame.index], c2w):
             raise RuleFailed(f"{where}: a different camera_to_world than the other passes of the same frame")
         per_frame[frame.index] = c2w
-        if rollout:
-            expected = poses[frame.index].reshape(4, 4)
+        if rollout and poses is not None:
+            expected = poses[frame.index]
             if (np.abs(c2w[:3, 3] - expected[:3, 3]).max() > POSE_ATOL_M
                     or np.abs(rotation - expected[:3, :3]).max() > ROTATION_ATOL):
                 hint = ""
                 for other in (frame.index - 1, frame.index + 1):
-                    if 0 <= other < len(poses) and np.allclose(c2w, poses[other].reshape(4, 4), atol=POSE_ATOL_M):
+                    if 0 <= other < len(poses) and np.allclose(c2w, poses[other], atol=POSE_ATOL_M):
                         hint = f" (it is the pose of frame {other}: pose from another tick)"
                 raise RuleFailed(f"{where}: camera_to_world differs from the clip's pose rollout for frame {frame.index}{hint}; "
                                  "read the camera state in the same tick as the pixels")
@@ -343,7 +350,7 @@ def camera_state(ctx: CheckContext) -> str:
         for name in ("fx", "fy", "cx", "cy"):
             if name in k and abs(getattr(intr, name) - float(k[name])) > max(1e-3, 1e-4 * abs(float(k[name]))):
                 raise RuleFailed(f"{where}: intrinsics {name} {getattr(intr, name):g}, the clip says {float(k[name]):g}")
-        if len(actions) == ctx.session.frame_count:
+        if len(actions) >= ctx.session.frame_count:
             action = np.asarray(frame.header.action, dtype=np.float32)
             if action.shape != actions[frame.index].shape or not np.allclose(action, actions[frame.index], atol=1e-6):
                 raise RuleFailed(f"{where}: action {action.tolist()} is not the clip's action for frame {frame.index}")
@@ -357,7 +364,8 @@ def sim_time(ctx: CheckContext) -> str:
     render.proto says "seconds since the first rendered frame", i.e. origin 0 (SIM_TIME_ORIGINS).
     """
     ctx.require("frame_sequence")
-    step = float((ctx.clip.get("simulation") or {}).get("step") or 1.0 / ctx.session.fps)
+    assert ctx.resolved is not None  # set by session_open
+    step = ctx.resolved.simulation.step_s
     first = ctx.full.frames[0]
     origin = first.header.sim_time - first.index * step
     if not any(abs(origin - allowed * step) <= 1e-6 for allowed in SIM_TIME_ORIGINS):

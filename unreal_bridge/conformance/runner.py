@@ -15,6 +15,7 @@ from typing import Literal
 
 import grpc
 
+from contract.clip import ResolvedClip
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2_grpc as pb_grpc
 
@@ -84,7 +85,8 @@ class CheckContext:
     stub: pb_grpc.RenderServiceStub
     info: pb.ServerInfo | None = None
     session: pb.OpenSessionResponse | None = None
-    clip: dict | None = None
+    clip: dict | None = None  # the resolved clip document the server returned (hashed as sent)
+    resolved: ResolvedClip | None = None  # its typed view
     full: object | None = None  # ReceivedStream of the full render
     passed: set[str] = field(default_factory=set)
 

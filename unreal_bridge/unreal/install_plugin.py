@@ -24,6 +24,7 @@ never leaves a half plugin that the editor would load.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import shutil
@@ -36,9 +37,11 @@ from unreal_bridge.unreal.requirements import normalise, parse_lock
 
 PLUGIN_NAME = "WorldloomBridge"
 PLUGIN_SOURCE = Path(__file__).resolve().parent / "plugin" / PLUGIN_NAME
-REPO_PACKAGES = ("unreal_bridge", "contract")  # the editor needs the bridge and the contract, not the data engine
+#: Where the editor enters our code (init_unreal.py imports it); the plugin gets its import closure.
+EDITOR_ENTRY = "unreal_bridge.unreal.startup"
+#: Our top-level packages the closure may reach (the data engine, training and model never are).
+REPO_PACKAGES = ("unreal_bridge", "contract")
 PLATFORMS = ("Win64", "Linux", "Mac")
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "plugin")
 
 
 def install(project: Path, *, wheels: Path | None = None, platform: str = "Win64", force: bool = False) -> Path:
@@ -57,8 +60,9 @@ def install(project: Path, *, wheels: Path | None = None, platform: str = "Win64
     site = staging / "Content" / "Python" / "Lib" / "site-packages"
     site.mkdir(parents=True, exist_ok=True)
     source_root = Path(__file__).resolve().parents[2]
-    for package in REPO_PACKAGES:
-        shutil.copytree(source_root / package, site / package, ignore=_IGNORE)
+    for relative in editor_files(source_root):
+        (site / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source_root / relative, site / relative)
     descriptor_path = staging / f"{PLUGIN_NAME}.uplugin"
     if wheels is not None:
         platform_site = staging / "Content" / "Python" / platform / "Lib" / "site-packages"
@@ -79,6 +83,45 @@ def install(project: Path, *, wheels: Path | None = None, platform: str = "Win64
     target.parent.mkdir(parents=True, exist_ok=True)
     staging.rename(target)
     return target
+
+
+def editor_files(source_root: Path) -> list[Path]:
+    """The files the editor imports, relative to `source_root`: the import closure of
+    `EDITOR_ENTRY` over our packages (read with `ast`, nothing executed), every `__init__.py` on
+    the way, and the protocol's generated code and `.proto`. The procedural renderer, the render
+    client, the conformance checker and the command line stay out of the editor."""
+    def module_file(module: str) -> Path | None:
+        base = Path(*module.split("."))
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if (source_root / candidate).is_file():
+                return candidate
+        return None
+
+    wanted: set[Path] = set()
+    queue = [EDITOR_ENTRY]
+    while queue:
+        module = queue.pop()
+        found = module_file(module)
+        if found is None or found in wanted:
+            continue
+        wanted.add(found)
+        parts = module.split(".")
+        queue.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # the packages above it
+        package = module if found.name == "__init__.py" else ".".join(parts[:-1])
+        for node in ast.walk(ast.parse((source_root / found).read_text(), filename=str(found))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                names = [base, *(f"{base}.{alias.name}" for alias in node.names)]  # `from x import submodule`
+            else:
+                continue
+            queue.extend(name for name in names if name.split(".")[0] in REPO_PACKAGES)
+    protos = source_root / "unreal_bridge" / "protos"
+    wanted.update(path.relative_to(source_root) for pattern in ("**/*.py", "**/*.proto", "**/*.pyi") for path in protos.glob(pattern))
+    return sorted(wanted)
 
 
 def _check_wheels(found: list[Path], pins: list, wheels: Path) -> None:
