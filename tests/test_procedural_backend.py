@@ -85,22 +85,22 @@ def test_backend_satisfies_the_protocol():
 
 
 def test_projection_matches_pinhole():
-    """A known world point, projected with K (off-centre principal point) and c2w, lands on the
+    """A known world point, projected with K (off-centre principal point) and pose, lands on the
     pixel the renderer draws it in, and the depth pass there equals its planar z."""
     client = p.connect(p.DIRECT)
     try:
         K = intrinsics_matrix(95.0, 120.0, 63.7, 51.2)  # off-centre cx, cy; fx != fy
-        c2w = look_at([0.7, -4.0, 1.9], [0.0, 0.0, 0.6])
+        pose = look_at([0.7, -4.0, 1.9], [0.0, 0.0, 0.6])
         target = np.array([0.9, 0.8, 0.3])
         marker_half = 0.06
         visual = p.createVisualShape(p.GEOM_SPHERE, radius=marker_half, physicsClientId=client)
         marker = p.createMultiBody(0, -1, visual, basePosition=target.tolist(), physicsClientId=client)
         near, far = 0.05, 100.0
         _, _, _, depth_buffer, mask = p.getCameraImage(
-            W, H, view_matrix(c2w), projection_matrix(K, W, H, near, far), renderer=p.ER_TINY_RENDERER, physicsClientId=client)
+            W, H, view_matrix(pose), projection_matrix(K, W, H, near, far), renderer=p.ER_TINY_RENDERER, physicsClientId=client)
         mask = np.reshape(mask, (H, W))
         depth = linear_depth(np.reshape(depth_buffer, (H, W)), near, far)
-        u, v, z = project(K, c2w, target)
+        u, v, z = project(K, pose, target)
         col, row = int(np.floor(u)), int(np.floor(v))  # (0, 0) is the top-left corner of pixel (0, 0)
         assert 0 <= col < W and 0 <= row < H
         assert mask[row, col] == marker
@@ -119,16 +119,16 @@ def test_axis_aligned_face_covers_exactly_the_projected_pixels():
     client = p.connect(p.DIRECT)
     try:
         K = intrinsics_matrix(90.0, 110.0, 70.3, 38.6)
-        c2w = np.eye(4)
-        c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = [1, 0, 0], [0, 0, -1], [0, 1, 0], [0.2, -1.0, 1.0]
+        pose = np.eye(4)
+        pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = [1, 0, 0], [0, 0, -1], [0, 1, 0], [0.2, -1.0, 1.0]
         x0, x1, z0, z1 = -0.5, 1.2, 0.7, 1.7
         visual = p.createVisualShape(p.GEOM_BOX, halfExtents=[(x1 - x0) / 2, 0.05, (z1 - z0) / 2], physicsClientId=client)
         wall = p.createMultiBody(0, -1, visual, basePosition=[(x0 + x1) / 2, 4.05, (z0 + z1) / 2], physicsClientId=client)
         _, _, _, depth_buffer, mask = p.getCameraImage(
-            W, H, view_matrix(c2w), projection_matrix(K, W, H, 0.05, 100.0), renderer=p.ER_TINY_RENDERER, physicsClientId=client)
+            W, H, view_matrix(pose), projection_matrix(K, W, H, 0.05, 100.0), renderer=p.ER_TINY_RENDERER, physicsClientId=client)
         covered = np.reshape(mask, (H, W)) == wall
-        u0, v0, _ = project(K, c2w, [x0, 4.0, z1])
-        u1, v1, _ = project(K, c2w, [x1, 4.0, z0])
+        u0, v0, _ = project(K, pose, [x0, 4.0, z1])
+        u1, v1, _ = project(K, pose, [x1, 4.0, z0])
         uu, vv = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
         expected = (uu > u0) & (uu < u1) & (vv > v0) & (vv < v1)
         assert expected.sum() > 500

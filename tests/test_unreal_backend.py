@@ -116,19 +116,19 @@ def test_coordinate_conversion_known_cases_and_round_trip():
     from unreal_bridge.procedural.camera import look_at
 
     # Looking along worldloom +X, level: Unreal's identity rotation; metres -> centimetres.
-    location, rotator = coords.opencv_c2w_to_unreal(look_at([1.0, 2.0, 1.5], [9.0, 2.0, 1.5]))
+    location, rotator = coords.opencv_pose_to_unreal(look_at([1.0, 2.0, 1.5], [9.0, 2.0, 1.5]))
     assert np.allclose(location, (100.0, -200.0, 150.0)) and np.allclose(rotator, (0.0, 0.0, 0.0), atol=1e-9)
     # worldloom +Y is to the left of +X; Unreal yaw is positive to the right, so -90.
-    assert np.allclose(coords.opencv_c2w_to_unreal(look_at([0, 0, 0], [0, 5, 0]))[1], (0, 0, -90), atol=1e-9)
+    assert np.allclose(coords.opencv_pose_to_unreal(look_at([0, 0, 0], [0, 5, 0]))[1], (0, 0, -90), atol=1e-9)
     # Looking up 30 degrees is positive pitch.
     up = look_at([0, 0, 0], [np.cos(np.radians(30)), 0, np.sin(np.radians(30))])
-    assert np.allclose(coords.opencv_c2w_to_unreal(up)[1], (0, 30, 0), atol=1e-9)
+    assert np.allclose(coords.opencv_pose_to_unreal(up)[1], (0, 30, 0), atol=1e-9)
     rng = np.random.default_rng(0)
     for _ in range(50):
         position, target = rng.normal(size=3) * 10, rng.normal(size=3) * 10
-        c2w = look_at(position, target)
-        back = coords.unreal_to_opencv_c2w(*coords.opencv_c2w_to_unreal(c2w))
-        assert np.allclose(back, c2w, atol=1e-9)
+        pose = look_at(position, target)
+        back = coords.unreal_to_opencv_pose(*coords.opencv_pose_to_unreal(pose))
+        assert np.allclose(back, pose, atol=1e-9)
 
 
 def test_sun_rotator_points_the_light_away_from_the_sun():
@@ -209,11 +209,11 @@ def test_frame_pacing_one_capture_per_step_and_pose_from_the_same_tick(bridge, e
     for i in range(FRAMES):
         header = by_key[(i, "rgb")].header
         assert header.sim_time == pytest.approx(i * step, abs=1e-12)
-        c2w = np.asarray(header.camera_to_world).reshape(4, 4)
-        assert np.allclose(c2w, np.asarray(clip["poses"][i]).reshape(4, 4), atol=1e-9)
+        pose = np.asarray(header.camera_to_world).reshape(4, 4)
+        assert np.allclose(pose, np.asarray(clip["poses"][i]).reshape(4, 4), atol=1e-9)
         # The pixels are the fake's rendering of exactly the transform reported with them.
         capture = frame_captures[i * passes]
-        location, rotator = coords.opencv_c2w_to_unreal(c2w)
+        location, rotator = coords.opencv_pose_to_unreal(pose)
         assert np.allclose(location, (capture.location.x, capture.location.y, capture.location.z), atol=1e-6)
         assert np.allclose(rotator, (capture.rotation.roll, capture.rotation.pitch, capture.rotation.yaw), atol=1e-6)
         expected = fake_rgb(capture.location, capture.rotation, capture.fov, editor._environment_state(), 32, 24)
@@ -430,9 +430,9 @@ def test_movie_render_queue_path_renders_asynchronously_through_delegates(editor
         assert "MoviePipelineImageSequenceOutput_PNG" in settings
         by_key = stream.by_key()
         for i in range(FRAMES):
-            c2w = np.asarray(clip["poses"][i]).reshape(4, 4)
-            assert np.allclose(np.asarray(by_key[(i, "rgb")].header.camera_to_world).reshape(4, 4), c2w, atol=1e-9)
-            location, rotator = coords.opencv_c2w_to_unreal(c2w)
+            pose = np.asarray(clip["poses"][i]).reshape(4, 4)
+            assert np.allclose(np.asarray(by_key[(i, "rgb")].header.camera_to_world).reshape(4, 4), pose, atol=1e-9)
+            location, rotator = coords.opencv_pose_to_unreal(pose)
             from fake_unreal import Rotator, Vector
 
             expected = fake_rgb(Vector(*location), Rotator(*rotator), 70.0, editor._environment_state(), 32, 24)

@@ -255,7 +255,7 @@ def test_mrq_filmback_matches_a_non_16_9_output_so_nothing_is_letterboxed(editor
     assert cine["filmback"].sensor_height == pytest.approx(cine["filmback"].sensor_width * height / width)
     fov = coords.horizontal_fov_deg(float(plan_for_editor(resolved).intrinsics[0, 0]), width)
     for frame in frames:
-        location, rotator = coords.opencv_c2w_to_unreal(np.asarray(resolved["poses"][frame.index]).reshape(4, 4))
+        location, rotator = coords.opencv_pose_to_unreal(np.asarray(resolved["poses"][frame.index]).reshape(4, 4))
         expected = fake_rgb(Vector(*location), Rotator(*rotator), round(fov, 6), editor._environment_state(), width, height)
         assert np.array_equal(frame.passes["rgb"], expected)  # no bars, not under-exposed (render warm-up ran)
     backend.close()
@@ -276,7 +276,7 @@ def test_mrq_keys_channels_by_name_not_by_position(editor, tmp_path):
     resolved = clip(frames=2, warmup=1, passes="[rgb]")
     frames = render(backend, resolved)
     fov = coords.horizontal_fov_deg(float(plan_for_editor(resolved).intrinsics[0, 0]), 32)
-    location, rotator = coords.opencv_c2w_to_unreal(np.asarray(resolved["poses"][1]).reshape(4, 4))
+    location, rotator = coords.opencv_pose_to_unreal(np.asarray(resolved["poses"][1]).reshape(4, 4))
     expected = fake_rgb(Vector(*location), Rotator(*rotator), round(fov, 6), editor._environment_state(), 32, 24)
     assert np.array_equal(frames[1].passes["rgb"], expected)
     backend.close()

@@ -164,7 +164,7 @@ def orbit_step(state: OrbitState, action: np.ndarray, params: RolloutParams) -> 
 
 def rollout_poses(
     actions: np.ndarray,
-    start_c2w: np.ndarray,
+    start_pose: np.ndarray,
     speed_mps: float,
     fps: float,
     *,
@@ -176,21 +176,21 @@ def rollout_poses(
 ) -> np.ndarray:
     """(T, 4, 4) float64 camera-to-world poses from (T, 8) actions; `pose[t] = step(pose[t-1], action[t])`.
 
-    `start_c2w` is pose[-1] (heading and pitch are read from its +Z axis; roll is dropped).
+    `start_pose` is pose[-1] (heading and pitch are read from its +Z axis; roll is dropped).
     The first-person ground height is the start camera height: jumps land back on it.
     """
     actions = np.asarray(actions, dtype=np.float32)
     if actions.ndim != 2 or actions.shape[1] != 8:
         raise ValueError(f"actions must have shape (T, 8), got {actions.shape}")
-    start_c2w = np.asarray(start_c2w, dtype=np.float64)
+    start_pose = np.asarray(start_pose, dtype=np.float64)
     params = RolloutParams(speed_mps, fps, sprint_multiplier, jump_speed_mps, gravity_mps2)
     poses = np.empty((len(actions), 4, 4), dtype=np.float64)
     if rig == "fixed":
-        poses[:] = start_c2w
+        poses[:] = start_pose
         return poses
     if rig == "first_person":
-        yaw, pitch = yaw_pitch_from_pose(start_c2w)
-        position = (float(start_c2w[0, 3]), float(start_c2w[1, 3]), float(start_c2w[2, 3]))
+        yaw, pitch = yaw_pitch_from_pose(start_pose)
+        position = (float(start_pose[0, 3]), float(start_pose[1, 3]), float(start_pose[2, 3]))
         walker = WalkerState(position, yaw, pitch, ground_z=position[2])
         for index, action in enumerate(actions):
             walker = walker_step(walker, action, params)
@@ -199,7 +199,7 @@ def rollout_poses(
     if rig == "orbit":
         if orbit_target is None:
             raise ValueError("the orbit rig needs orbit_target")
-        orbit = OrbitState.from_position(orbit_target, start_c2w[:3, 3])
+        orbit = OrbitState.from_position(orbit_target, start_pose[:3, 3])
         for index, action in enumerate(actions):
             orbit = orbit_step(orbit, action, params)
             poses[index] = orbit.pose()

@@ -329,20 +329,20 @@ def camera_state(ctx: CheckContext) -> str:
     per_frame: dict[int, np.ndarray] = {}
     for frame in ctx.full.frames:
         where = f"frame {frame.index} pass {frame.pass_name}"
-        c2w = _header_pose(frame)
-        rotation = c2w[:3, :3]
-        if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-5) or not np.allclose(c2w[3], [0, 0, 0, 1]):
+        pose = _header_pose(frame)
+        rotation = pose[:3, :3]
+        if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-5) or not np.allclose(pose[3], [0, 0, 0, 1]):
             raise RuleFailed(f"{where}: camera_to_world is not a rigid transform")
-        if frame.index in per_frame and not np.array_equal(per_frame[frame.index], c2w):
+        if frame.index in per_frame and not np.array_equal(per_frame[frame.index], pose):
             raise RuleFailed(f"{where}: a different camera_to_world than the other passes of the same frame")
-        per_frame[frame.index] = c2w
+        per_frame[frame.index] = pose
         if rollout and poses is not None:
             expected = poses[frame.index]
-            if (np.abs(c2w[:3, 3] - expected[:3, 3]).max() > POSE_ATOL_M
+            if (np.abs(pose[:3, 3] - expected[:3, 3]).max() > POSE_ATOL_M
                     or np.abs(rotation - expected[:3, :3]).max() > ROTATION_ATOL):
                 hint = ""
                 for other in (frame.index - 1, frame.index + 1):
-                    if 0 <= other < len(poses) and np.allclose(c2w, poses[other], atol=POSE_ATOL_M):
+                    if 0 <= other < len(poses) and np.allclose(pose, poses[other], atol=POSE_ATOL_M):
                         hint = f" (it is the pose of frame {other}: pose from another tick)"
                 raise RuleFailed(f"{where}: camera_to_world differs from the clip's pose rollout for frame {frame.index}{hint}; "
                                  "read the camera state in the same tick as the pixels")

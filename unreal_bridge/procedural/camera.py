@@ -1,4 +1,4 @@
-"""OpenCV camera (c2w + K) -> PyBullet/OpenGL view and projection matrices, and depth linearisation.
+"""OpenCV camera (pose + K) -> PyBullet/OpenGL view and projection matrices, and depth linearisation.
 
 Conventions (docs/architecture.md): camera-to-world is OpenCV (x right, y down, z forward), world Z
 up, metres; K is in pixels of the output resolution with (0, 0) at the top-left corner of the
@@ -17,8 +17,8 @@ CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 
 def view_matrix(camera_to_world: np.ndarray) -> list[float]:
     """World -> OpenGL eye transform, flattened column-major for PyBullet."""
-    c2w_gl = np.asarray(camera_to_world, dtype=np.float64) @ CV_TO_GL
-    world_to_eye = np.linalg.inv(c2w_gl)
+    pose_gl = np.asarray(camera_to_world, dtype=np.float64) @ CV_TO_GL
+    world_to_eye = np.linalg.inv(pose_gl)
     return [float(v) for v in world_to_eye.flatten(order="F")]
 
 
@@ -85,6 +85,6 @@ def look_at(position, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
     x = np.cross(z, np.asarray(up, dtype=np.float64))
     x /= np.linalg.norm(x)
     y = np.cross(z, x)
-    c2w = np.eye(4)
-    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = x, y, z, pos
-    return c2w
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x, y, z, pos
+    return pose

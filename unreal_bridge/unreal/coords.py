@@ -52,23 +52,23 @@ def axes_to_rotator(axes: np.ndarray) -> tuple[float, float, float]:
     return roll, pitch, yaw
 
 
-def opencv_c2w_to_unreal(c2w: np.ndarray) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+def opencv_pose_to_unreal(pose: np.ndarray) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """OpenCV camera-to-world (metres) -> (Unreal location in cm, (roll, pitch, yaw) in degrees)."""
-    c2w = np.asarray(c2w, dtype=np.float64)
-    axes_ue = FLIP_Y @ c2w[:3, :3] @ CV_AXES_TO_UE_AXES
-    location = CM_PER_METRE * (FLIP_Y @ c2w[:3, 3])
+    pose = np.asarray(pose, dtype=np.float64)
+    axes_ue = FLIP_Y @ pose[:3, :3] @ CV_AXES_TO_UE_AXES
+    location = CM_PER_METRE * (FLIP_Y @ pose[:3, 3])
     return (float(location[0]), float(location[1]), float(location[2])), axes_to_rotator(axes_ue)
 
 
-def unreal_to_opencv_c2w(location_cm, rotator_deg) -> np.ndarray:
+def unreal_to_opencv_pose(location_cm, rotator_deg) -> np.ndarray:
     """(Unreal location in cm, (roll, pitch, yaw) degrees) -> OpenCV camera-to-world 4x4 in metres."""
     roll, pitch, yaw = rotator_deg
     axes_ue = rotator_to_axes(roll, pitch, yaw)
-    c2w = np.eye(4)
+    pose = np.eye(4)
     # Inverse of the forward mapping: S and P^-1 = P^T (P is a signed permutation).
-    c2w[:3, :3] = FLIP_Y @ axes_ue @ CV_AXES_TO_UE_AXES.T
-    c2w[:3, 3] = FLIP_Y @ np.asarray(location_cm, dtype=np.float64) / CM_PER_METRE
-    return c2w
+    pose[:3, :3] = FLIP_Y @ axes_ue @ CV_AXES_TO_UE_AXES.T
+    pose[:3, 3] = FLIP_Y @ np.asarray(location_cm, dtype=np.float64) / CM_PER_METRE
+    return pose
 
 
 def horizontal_fov_deg(fx: float, width: int) -> float:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from unreal_bridge.unreal.coords import opencv_c2w_to_unreal
+from unreal_bridge.unreal.coords import opencv_pose_to_unreal
 from unreal_bridge.unreal.plan import EditorPlan
 
 SEQUENCE_FOLDER = "/Game/Worldloom/Generated"
@@ -39,7 +39,7 @@ def keyed_transforms(poses: np.ndarray) -> np.ndarray:
     Unwrapping keeps consecutive keys within 180 degrees, so the sequencer never interpolates
     the long way round (which motion blur or sub-frame samples would show).
     """
-    rows = [(*location, *rotator) for location, rotator in (opencv_c2w_to_unreal(pose) for pose in poses)]
+    rows = [(*location, *rotator) for location, rotator in (opencv_pose_to_unreal(pose) for pose in poses)]
     table = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
     table[:, 3:] = np.degrees(np.unwrap(np.radians(table[:, 3:]), axis=0))
     return table

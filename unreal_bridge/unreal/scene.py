@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from contract.errors import UserError
-from unreal_bridge.unreal.coords import fx_from_fov, opencv_c2w_to_unreal, unreal_to_opencv_c2w
+from unreal_bridge.unreal.coords import fx_from_fov, opencv_pose_to_unreal, unreal_to_opencv_pose
 from unreal_bridge.unreal.environment import apply_environment
 from unreal_bridge.unreal.plan import EditorPlan
 from unreal_bridge.unreal.readback import depth_m_from_half_cm, read_exr, read_png_rgb
@@ -149,7 +149,7 @@ class UnrealScene:
 
     def move_camera(self, camera_to_world: np.ndarray) -> None:
         unreal = self.unreal
-        location, (roll, pitch, yaw) = opencv_c2w_to_unreal(camera_to_world)
+        location, (roll, pitch, yaw) = opencv_pose_to_unreal(camera_to_world)
         self.camera.set_actor_location_and_rotation(unreal.Vector(*location), unreal.Rotator(roll, pitch, yaw), False, True)
 
     def capture(self, passes: tuple[str, ...], *, read_back: bool = True):
@@ -179,7 +179,7 @@ class UnrealScene:
         # The camera state that produced these pixels: read from the capture itself, same tick.
         component = self.captures[passes[0]][0]
         location, rotation = component.get_world_location(), component.get_world_rotation()
-        c2w = unreal_to_opencv_c2w((location.x, location.y, location.z), (rotation.roll, rotation.pitch, rotation.yaw))
+        pose = unreal_to_opencv_pose((location.x, location.y, location.z), (rotation.roll, rotation.pitch, rotation.yaw))
         k = plan.intrinsics.copy()
         k[0, 0] = k[1, 1] = fx_from_fov(float(component.get_editor_property("fov_angle")), plan.width)
-        return pixels, c2w, k
+        return pixels, pose, k
