@@ -17,9 +17,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/worldloom demo --out runs/demo
 
-# ruff (lint + import order) and mypy on the packages everything imports (pyproject.toml [tool.ruff], [tool.mypy])
+# ruff (lint + import order) on contract/, model/ and unreal_bridge/, mypy on contract/ and model/ (pyproject.toml [tool.ruff], [tool.mypy])
 lint: $(STAMP)
-	$(BIN)/ruff check contract model
+	$(BIN)/ruff check contract model unreal_bridge
 	$(BIN)/mypy contract model
 
 test: lint

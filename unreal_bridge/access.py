@@ -30,7 +30,7 @@ def _is_loopback(host: str) -> bool:
     try:
         infos = socket.getaddrinfo(bare, None)
     except socket.gaierror as error:
-        raise UserError(f"--host {host!r} does not resolve ({error.strerror}); use an IP address such as 127.0.0.1")
+        raise UserError(f"--host {host!r} does not resolve ({error.strerror}); use an IP address such as 127.0.0.1") from None
     return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 

@@ -51,13 +51,13 @@ def check(address: str, auth_token: str | None, tls_ca: Path | None, manifest_pa
         try:
             manifest_yaml = manifest_path.read_text()
         except OSError as error:
-            raise UserError(f"--manifest {manifest_path}: cannot read it ({error.strerror}); pass an existing manifest YAML")
+            raise UserError(f"--manifest {manifest_path}: cannot read it ({error.strerror}); pass an existing manifest YAML") from None
     root_certificates = None
     if tls_ca is not None:
         try:
             root_certificates = tls_ca.read_bytes()
         except OSError as error:
-            raise UserError(f"--tls-ca {tls_ca}: cannot read it ({error.strerror}); pass the PEM file of the server's CA")
+            raise UserError(f"--tls-ca {tls_ca}: cannot read it ({error.strerror}); pass the PEM file of the server's CA") from None
     console = Console(soft_wrap=True)  # one line per rule, whatever the terminal width
     console.print(f"[bold]worldloom render-server check[/] {address}")
 

@@ -43,7 +43,7 @@ def _expect_code(ctx: CheckContext, call, expected: grpc.StatusCode, what: str) 
         call()
     except grpc.RpcError as error:
         if error.code() != expected:
-            raise RuleFailed(f"{what}: expected {expected.name}, got {error.code().name} ({error.details()})")
+            raise RuleFailed(f"{what}: expected {expected.name}, got {error.code().name} ({error.details()})") from None
         return error.details() or ""
     raise RuleFailed(f"{what}: expected {expected.name}, but the call succeeded")
 
@@ -60,7 +60,7 @@ def server_info(ctx: CheckContext) -> str:
     try:
         grpc.channel_ready_future(ctx.channel).result(timeout=ctx.options.connect_timeout_s)
     except grpc.FutureTimeoutError:
-        raise RuleFailed(f"could not connect to {ctx.address} within {ctx.options.connect_timeout_s:.0f} s; is the server running?")
+        raise RuleFailed(f"could not connect to {ctx.address} within {ctx.options.connect_timeout_s:.0f} s; is the server running?") from None
     info = ctx.stub.GetServerInfo(pb.GetServerInfoRequest(), metadata=ctx.metadata, timeout=ctx.options.call_timeout_s)
     major = info.protocol_version.split(".")[0]
     if major != "1":
@@ -88,7 +88,7 @@ def health(ctx: CheckContext) -> str:
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=ctx.options.call_timeout_s)
         except grpc.RpcError as error:
-            raise RuleFailed(f"grpc.health.v1 Check(service={service!r}) failed with {error.code().name}; register the standard health service")
+            raise RuleFailed(f"grpc.health.v1 Check(service={service!r}) failed with {error.code().name}; register the standard health service") from None
         states[service or "<server>"] = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
     bad = {name: state for name, state in states.items() if state != "SERVING"}
     if bad:
@@ -103,7 +103,7 @@ def reflection(ctx: CheckContext) -> str:
                                               timeout=ctx.options.call_timeout_s)
         services = [service.name for response in responses for service in response.list_services_response.service]
     except grpc.RpcError as error:
-        raise RuleFailed(f"server reflection failed with {error.code().name}; enable grpc reflection so stock tools can list the service")
+        raise RuleFailed(f"server reflection failed with {error.code().name}; enable grpc reflection so stock tools can list the service") from None
     if SERVICE_NAME not in services:
         raise RuleFailed(f"reflection lists {services}, not {SERVICE_NAME}")
     return f"lists {len(services)} services including {SERVICE_NAME}"
@@ -117,7 +117,7 @@ def invalid_manifest(ctx: CheckContext) -> str:
         ("output.frames: -3", {"manifest_yaml": BAD_FIELD_MANIFEST}, "frames"),
         ("a resolved clip of the wrong schema", {"resolved_clip_json": json.dumps({"schema": "nope/0"})}, "schema"),
     ):
-        details = _expect_code(ctx, lambda: ctx.open_session(dry_run=True, **kwargs), grpc.StatusCode.INVALID_ARGUMENT,
+        details = _expect_code(ctx, lambda kwargs=kwargs: ctx.open_session(dry_run=True, **kwargs), grpc.StatusCode.INVALID_ARGUMENT,
                                f"OpenSession(dry_run) with {what}")
         if not details.strip() or "\n" in details.strip() or "Traceback" in details:
             raise RuleFailed(f"OpenSession with {what}: the error must be one clear line, got {details!r}")
@@ -135,7 +135,7 @@ def _check_resolution(ctx: CheckContext, response: pb.OpenSessionResponse, what:
     try:
         clip = json.loads(response.resolved_clip_json)
     except json.JSONDecodeError as error:
-        raise RuleFailed(f"{what}: resolved_clip_json is not JSON ({error.msg})")
+        raise RuleFailed(f"{what}: resolved_clip_json is not JSON ({error.msg})") from None
     try:
         typed = ResolvedClip.parse(clip, source=f"{what}: resolved_clip_json")
     except UserError as error:
@@ -163,7 +163,7 @@ def dry_run(ctx: CheckContext) -> str:
         real = ctx.open_session()
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            raise RuleFailed("after a dry run the server refused a real session (RESOURCE_EXHAUSTED): the dry run kept a session")
+            raise RuleFailed("after a dry run the server refused a real session (RESOURCE_EXHAUSTED): the dry run kept a session") from None
         raise
     ctx.close_session(real.session_id)
     if real.resolved_clip_json != response.resolved_clip_json:
@@ -206,7 +206,7 @@ def resolution_matches_client(ctx: CheckContext) -> str:
         scene = ctx.options.scene or loaded.scenes[0].name
         local = manifests.resolve_clip(loaded, scene, ctx.options.clip_index)
     except ImportError:
-        raise RuleSkipped("this client has no manifest resolver (contract.manifest) to compare with")
+        raise RuleSkipped("this client has no manifest resolver (contract.manifest) to compare with") from None
     local_hash, server_hash = canonical_sha256(local), canonical_sha256(ctx.clip)
     if local_hash != server_hash:
         differing = sorted(key for key in set(local) | set(ctx.clip) if key != "sha256" and local.get(key) != ctx.clip.get(key))
@@ -222,7 +222,7 @@ def second_session_rejected(ctx: CheckContext) -> str:
         other = ctx.open_session()
     except grpc.RpcError as error:
         if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-            raise RuleFailed(f"a second OpenSession got {error.code().name} ({error.details()}); expected RESOURCE_EXHAUSTED")
+            raise RuleFailed(f"a second OpenSession got {error.code().name} ({error.details()}); expected RESOURCE_EXHAUSTED") from None
         details = error.details()
     else:
         # Leave the server as the next rules expect it: one open session of ours. (A server that
@@ -430,7 +430,7 @@ def _retry_busy(action, seconds: float, what: str):
             return action()
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
-                raise RuleFailed(f"{what}: {error.code().name} ({error.details()})")
+                raise RuleFailed(f"{what}: {error.code().name} ({error.details()})") from None
             time.sleep(0.2)
 
 

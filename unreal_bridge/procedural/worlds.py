@@ -293,7 +293,7 @@ def build_physics_sandbox(builder: SceneBuilder, params: dict, rng: np.random.Ge
         roller_specs = [(float(rng.uniform(0.08, 0.16)), _jitter(rng, (0.2, 0.7, 0.3), 0.3), float(rng.uniform(-0.3, 0.3))) for _ in range(rolling)]
 
         def launch_rollers(frame: int) -> None:
-            for launch, (r, colour, dy) in zip(launches, roller_specs):
+            for launch, (r, colour, dy) in zip(launches, roller_specs, strict=False):
                 if frame == launch:
                     uid = builder.sphere(r, [3.35, dy, 0.64 + r], colour, "prop", mass=0.3)
                     p.changeDynamics(uid, -1, rollingFriction=0.001, **friction)
@@ -312,7 +312,7 @@ def build_physics_sandbox(builder: SceneBuilder, params: dict, rng: np.random.Ge
                           _jitter(rng, (0.85, 0.75, 0.2), 0.3), float(rng.uniform(0, np.pi))))
 
         def drop(frame: int) -> None:
-            for when, (kind, x, y, z, colour, yaw) in zip(drops, drop_specs):
+            for when, (kind, x, y, z, colour, yaw) in zip(drops, drop_specs, strict=False):
                 if frame != when:
                     continue
                 if kind == 0:

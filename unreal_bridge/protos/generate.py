@@ -38,9 +38,8 @@ def _rewrite_imports(text: str) -> str:
 
 def generate(out_root: Path) -> list[Path]:
     """Compile every proto into `out_root` (same relative layout); return the files written."""
-    from grpc_tools import protoc  # dev-only dependency, imported only when regenerating
-
     import grpc_tools
+    from grpc_tools import protoc  # dev-only dependency, imported only when regenerating
 
     well_known = Path(grpc_tools.__file__).resolve().parent / "_proto"
     out_root.mkdir(parents=True, exist_ok=True)

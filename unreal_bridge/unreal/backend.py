@@ -153,7 +153,7 @@ class UnrealBackend:
                 what=f"Movie Render Queue shot of frames [{start}, {end})",
             )
             depth_frames = self._captured_frames(plan, start, end, ("depth",)) if "depth" in wanted else None
-            for index, path in zip(range(start, end), files):
+            for index, path in zip(range(start, end), files, strict=False):
                 with Image.open(path) as image:
                     rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
                 if rgb.shape != (plan.height, plan.width, 3):

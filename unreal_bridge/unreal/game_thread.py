@@ -97,7 +97,7 @@ class GameThreadExecutor:
                 continue
             try:
                 result = task.fn()
-            except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+            except BaseException as error:  # handed to the waiting thread
                 task.future.set_exception(error)
                 continue
             if isinstance(result, GeneratorType):
@@ -116,7 +116,7 @@ class GameThreadExecutor:
             next(task.generator)
         except StopIteration as stop:
             task.future.set_result(stop.value)
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             task.future.set_exception(error)
 
     # -- any thread ----------------------------------------------------------------------

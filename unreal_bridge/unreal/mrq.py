@@ -94,7 +94,7 @@ class MovieRenderQueueShot:
         channels = [by_name[name] for name in TRANSFORM_CHANNELS]
         for offset, values in enumerate(keyed_transforms(plan.poses[start:end])):
             frame = unreal.FrameNumber(start + offset)
-            for channel, value in zip(channels, values):
+            for channel, value in zip(channels, values, strict=False):
                 channel.add_key(frame, float(value))
         cut = sequence.add_track(unreal.MovieSceneCameraCutTrack).add_section()
         cut.set_range(start, end)
