@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from contract.manifest import clip_arrays, load_manifest, resolve_manifest, rollout_poses
+from contract.clip import ResolvedClip
+from contract.manifest import load_manifest, resolve_manifest, rollout_poses
 
 
 def main() -> None:
@@ -35,7 +36,8 @@ def main() -> None:
     resolve_s = time.perf_counter() - started
 
     kinematic = [clip for clip in resolved.clips if clip["poses"] is not None]
-    inputs = [(clip_arrays(clip)[0], np.asarray(clip["camera"]["start_camera_to_world"]).reshape(4, 4), clip) for clip in kinematic]
+    typed = [ResolvedClip.parse(clip) for clip in kinematic]
+    inputs = [(clip.actions, clip.camera.start_pose, document) for clip, document in zip(typed, kinematic, strict=True)]
     started = time.perf_counter()
     for actions, start, clip in inputs:
         rollout_poses(actions, start, clip["motion"]["speed_mps"], clip["output"]["fps"], rig=clip["camera"]["rig"],

@@ -12,7 +12,7 @@ import pytest
 from contract.clip import KINEMATIC_RIGS, ResolvedClip, plain
 from contract.defaults import DEFAULT_FOV_DEG
 from contract.errors import UserError
-from contract.manifest import clip_arrays, load_manifest, resolve_clip
+from contract.manifest import load_manifest, resolve_clip
 from contract.manifest.schema import Motion
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "manifests" / "examples").glob("*.yaml"))
@@ -30,7 +30,8 @@ def _first_clips() -> list[dict]:
 @pytest.mark.parametrize("document", _first_clips(), ids=[path.stem for path in EXAMPLES])
 def test_every_example_parses_to_the_resolvers_own_arrays(document: dict) -> None:
     clip = ResolvedClip.parse(json.loads(json.dumps(document)))  # as it arrives over the wire
-    actions, poses = clip_arrays(document)
+    actions = np.asarray(document["actions"]["per_frame"], dtype=np.float32)
+    poses = None if document["poses"] is None else np.asarray(document["poses"], dtype=np.float64).reshape(-1, 4, 4)
     np.testing.assert_array_equal(clip.actions, actions)
     if poses is None:
         assert clip.poses is None and clip.camera.rig == "vehicle"
@@ -50,7 +51,7 @@ def test_a_clip_without_its_rollout_is_rolled_out_once_with_the_resolvers_number
     stripped = {key: value for key, value in document.items() if key != "poses"}
     rolled = ResolvedClip.parse(stripped).poses
     assert rolled is not None
-    np.testing.assert_allclose(rolled, clip_arrays(document)[1], atol=1e-8)  # the resolver rounds to 1e-9 m
+    np.testing.assert_allclose(rolled, np.asarray(document["poses"]).reshape(-1, 4, 4), atol=1e-8)  # the resolver rounds to 1e-9 m
 
 
 def test_missing_optional_fields_fall_back_to_the_schemas_defaults() -> None:

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from contract.clip import ResolvedClip
 import yaml
 
 from contract.errors import UserError
 from contract.manifest import (
-    clip_arrays, clip_sha256, derive_seed, load_manifest, resolve_clip, resolve_manifest, rollout_poses,
+    clip_sha256, derive_seed, load_manifest, resolve_clip, resolve_manifest, rollout_poses,
 )
 from pipeline.cli_manifest import schema_text
 
@@ -42,7 +44,8 @@ def test_every_example_validates_and_resolves(path: Path) -> None:
     for clip in resolved.clips:
         assert clip["schema"] == "worldloom.resolved_clip/1"
         assert clip["sha256"] == clip_sha256(clip)
-        actions, poses = clip_arrays(clip)
+        typed = ResolvedClip.parse(clip)
+        actions, poses = typed.actions, typed.poses
         assert actions.shape == (manifest.output.frames, 8)
         if clip["camera"]["rig"] == "vehicle":
             assert poses is None and clip["camera"]["pose_source"] == "physics"
@@ -136,7 +139,8 @@ def test_randomised_values_are_written_out_and_applied() -> None:
 
 def test_poses_in_the_clip_equal_the_rollout_of_its_actions() -> None:
     for clip in resolve_manifest(example("forest_walk")).clips + resolve_manifest(example("physics_sandbox")).clips:
-        actions, poses = clip_arrays(clip)
+        typed = ResolvedClip.parse(clip)
+        actions, poses = typed.actions, typed.poses
         camera, motion = clip["camera"], clip["motion"]
         rolled = rollout_poses(
             actions, np.asarray(camera["start_camera_to_world"]).reshape(4, 4), motion["speed_mps"], clip["output"]["fps"],

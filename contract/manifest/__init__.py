@@ -6,7 +6,6 @@ from contract.manifest.loader import load_manifest
 from contract.manifest.resolve import (
     ResolvedManifest,
     canonical_json,
-    clip_arrays,
     clip_key,
     clip_sha256,
     iter_clips,
@@ -23,7 +22,7 @@ from contract.sample import (
 
 __all__ = [
     "ACTION_KEYS", "ActionStringError", "Manifest", "RESOLVED_CLIP_SCHEMA", "ResolvedManifest", "camera_to_world",
-    "canonical_json", "clip_arrays", "clip_key", "clip_seeds", "clip_sha256", "derive_seed", "format_action_string",
+    "canonical_json", "clip_key", "clip_seeds", "clip_sha256", "derive_seed", "format_action_string",
     "iter_clips", "load_manifest", "manifest_sha256", "parse_action_string", "resolve_clip", "resolve_manifest",
     "rollout_poses", "yaw_pitch_from_pose",
 ]

@@ -245,10 +245,3 @@ def resolve_manifest(manifest_or_path: Manifest | str | Path) -> ResolvedManifes
     """Resolve every clip of a manifest (a Manifest, a file path or YAML text)."""
     manifest = load_manifest(manifest_or_path)
     return ResolvedManifest(manifest=manifest, manifest_sha256=manifest_sha256(manifest), clips=list(iter_clips(manifest)))
-
-
-def clip_arrays(clip: dict) -> tuple[np.ndarray, np.ndarray | None]:
-    """(T, 8) float32 actions and (T, 4, 4) float64 poses (None for vehicle rigs) of a resolved clip."""
-    actions = np.asarray(clip["actions"]["per_frame"], dtype=np.float32).reshape(-1, 8)
-    poses = None if clip.get("poses") is None else np.asarray(clip["poses"], dtype=np.float64).reshape(-1, 4, 4)
-    return actions, poses
