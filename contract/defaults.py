@@ -17,6 +17,13 @@ DEFAULT_FOV_DEG = 70.0
 DEFAULT_SUN_ELEVATION_DEG = 45.0
 DEFAULT_SUN_AZIMUTH_DEG = 135.0
 
+#: A manifest's `motion` defaults (the schema's, the rollout's and every reader's): walking speed, metres per
+#: second; degrees per frame while a look key is held; the sprint key's speed factor; a jump's upward speed, m/s.
+DEFAULT_SPEED_MPS = 1.4
+DEFAULT_LOOK_DEG_PER_FRAME = 3.0
+DEFAULT_SPRINT_MULTIPLIER = 2.0
+DEFAULT_JUMP_SPEED_MPS = 3.5
+
 #: Horizontal field of view assumed for a sample or a camera path without intrinsics (training, sample), degrees.
 UNKNOWN_CAMERA_FOV_DEG = 90.0
 

@@ -22,6 +22,7 @@ import re
 
 import numpy as np
 
+from contract.defaults import DEFAULT_LOOK_DEG_PER_FRAME
 from contract.manifest.rollout import (
     BACK,
     FORWARD,
@@ -62,7 +63,7 @@ class ActionStringError(ValueError):
     """A malformed action string; the message says which segment and how to fix it."""
 
 
-def parse_action_string(text: str, *, look_deg_per_frame: float = 3.0, frames: int | None = None) -> np.ndarray:
+def parse_action_string(text: str, *, look_deg_per_frame: float = DEFAULT_LOOK_DEG_PER_FRAME, frames: int | None = None) -> np.ndarray:
     """(T, 8) float32 actions from e.g. `"w-80,a-20,jw-40"`.
 
     With `frames`, a shorter string is padded with idle frames and a longer one is an error.
@@ -121,7 +122,7 @@ def parse_action_string(text: str, *, look_deg_per_frame: float = 3.0, frames: i
     return actions
 
 
-def format_action_string(actions: np.ndarray, *, look_deg_per_frame: float = 3.0) -> str:
+def format_action_string(actions: np.ndarray, *, look_deg_per_frame: float = DEFAULT_LOOK_DEG_PER_FRAME) -> str:
     """The inverse of `parse_action_string` for actions made of whole keys and ±look deltas."""
     actions = np.asarray(actions, dtype=np.float32)
     tokens: list[str] = []

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from contract.defaults import DEFAULT_JUMP_SPEED_MPS, DEFAULT_SPRINT_MULTIPLIER
 from contract.sample import BACK, FORWARD, JUMP, LEFT, PITCH, RIGHT, SPRINT, YAW
 
 GRAVITY_MPS2 = 9.81
@@ -65,8 +66,8 @@ class WalkerState:
 class RolloutParams:
     speed_mps: float
     fps: float
-    sprint_multiplier: float = 2.0
-    jump_speed_mps: float = 3.5
+    sprint_multiplier: float = DEFAULT_SPRINT_MULTIPLIER
+    jump_speed_mps: float = DEFAULT_JUMP_SPEED_MPS
     gravity_mps2: float = GRAVITY_MPS2
 
     @property
@@ -170,8 +171,8 @@ def rollout_poses(
     *,
     rig: str = "first_person",
     orbit_target: np.ndarray | list[float] | None = None,
-    sprint_multiplier: float = 2.0,
-    jump_speed_mps: float = 3.5,
+    sprint_multiplier: float = DEFAULT_SPRINT_MULTIPLIER,
+    jump_speed_mps: float = DEFAULT_JUMP_SPEED_MPS,
     gravity_mps2: float = GRAVITY_MPS2,
 ) -> np.ndarray:
     """(T, 4, 4) float64 camera-to-world poses from (T, 8) actions; `pose[t] = step(pose[t-1], action[t])`.

@@ -13,7 +13,15 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator
 from pydantic_core import PydanticCustomError
 
-from contract.defaults import DEFAULT_FOV_DEG, DEFAULT_SUN_AZIMUTH_DEG, DEFAULT_SUN_ELEVATION_DEG
+from contract.defaults import (
+    DEFAULT_FOV_DEG,
+    DEFAULT_JUMP_SPEED_MPS,
+    DEFAULT_LOOK_DEG_PER_FRAME,
+    DEFAULT_SPEED_MPS,
+    DEFAULT_SPRINT_MULTIPLIER,
+    DEFAULT_SUN_AZIMUTH_DEG,
+    DEFAULT_SUN_ELEVATION_DEG,
+)
 
 SCHEMA_VERSION = 1
 RESOLVED_CLIP_SCHEMA = "worldloom.resolved_clip/1"
@@ -284,10 +292,10 @@ class Motion(StrictModel):
         default=None, max_length=MAX_WAYPOINTS, description="waypoints: [[x, y], ...] in world metres"
     )
     random_walk: RandomWalk | None = None
-    speed_mps: float = Field(default=1.4, gt=0.0, le=100.0)
-    look_deg_per_frame: float = Field(default=3.0, gt=0.0, le=90.0, description="yaw/pitch per frame while j/l/i/k are held")
-    sprint_multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
-    jump_speed_mps: float = Field(default=3.5, ge=0.0, le=50.0, description="initial upward speed of a jump")
+    speed_mps: float = Field(default=DEFAULT_SPEED_MPS, gt=0.0, le=100.0)
+    look_deg_per_frame: float = Field(default=DEFAULT_LOOK_DEG_PER_FRAME, gt=0.0, le=90.0, description="yaw/pitch per frame while j/l/i/k are held")
+    sprint_multiplier: float = Field(default=DEFAULT_SPRINT_MULTIPLIER, ge=1.0, le=10.0)
+    jump_speed_mps: float = Field(default=DEFAULT_JUMP_SPEED_MPS, ge=0.0, le=50.0, description="initial upward speed of a jump")
 
 
 # --------------------------------------------------------------------------- environment
