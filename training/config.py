@@ -112,7 +112,7 @@ class TrainConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _world_needs_a_vae(self) -> "TrainConfig":
+    def _world_needs_a_vae(self) -> TrainConfig:
         if self.stage == "world" and self.vae_checkpoint is None and self.data.latents is None:
             raise ValueError("stage world needs vae_checkpoint (a trained VAE) or data.latents (encoded shards)")
         return self
@@ -187,7 +187,8 @@ def find_config(name_or_path: str | Path) -> Path:
     raise UserError(f"{name_or_path}: config file not found", hint=hint)
 
 
-def load_config(path: str | Path) -> TrainConfig:
+def load_train_config(path: str | Path) -> TrainConfig:
+    """A training config from a YAML file or a packaged config name, validated (errors: one line)."""
     path = find_config(path)
     try:
         data = yaml.safe_load(path.read_text())
