@@ -153,17 +153,17 @@ def sample_video(checkpoint: str | Path, prompt: str, *, seconds: float, out: st
     fps, height, width = model_cfg.fps, model_cfg.height, model_cfg.width
     frames = frames_for(seconds, fps, model_cfg.vae.temporal_compression)
     first = load_image(image, height, width) if image is not None else None
-    action_array = c2w = K = None
+    action_array = poses = K = None
     notes: list[str] = []
     if actions is not None:
-        action_array, c2w = actions_and_path(actions, frames, fps, notes)
+        action_array, poses = actions_and_path(actions, frames, fps, notes)
     if camera is not None:
-        c2w, K = load_camera(camera, frames)
-    if c2w is not None and K is None:
+        poses, K = load_camera(camera, frames)
+    if poses is not None and K is None:
         K = unknown_camera_intrinsics(width, height)
     with torch.no_grad():
         video = sample(world_model, vae, prompt=prompt, num_frames=frames, fps=fps, height=height, width=width,
-                       image=first, actions=action_array, camera_to_world=c2w, intrinsics=K,
+                       image=first, actions=action_array, camera_to_world=poses, intrinsics=K,
                        cfg_text=cfg_text, cfg_action=cfg_action, steps=steps, seed=seed, progress=progress)
     path = write_mp4(out, np.asarray(video), fps)
     return SampleResult(out=path, frames=len(video), fps=fps, height=height, width=width,
