@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contract.errors import UserError
+from contract.packaged import closest_name, find_packaged, packaged_files
 
 
 class _Strict(BaseModel):
@@ -165,10 +166,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> TrainConfig:
 
 def packaged_configs() -> dict[str, Path]:
     """Configs shipped inside the package (training/configs/*.yaml), by name: usable from any directory."""
-    from importlib.resources import files
-
-    folder = Path(str(files("training") / "configs"))
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
+    return packaged_files("training", "configs")
 
 
 def find_config(name_or_path: str | Path) -> Path:
@@ -177,12 +175,11 @@ def find_config(name_or_path: str | Path) -> Path:
     if path.is_file():
         return path
     packaged = packaged_configs()
-    stem = path.name.removesuffix(".yaml").removesuffix(".yml")
-    if str(name_or_path) in packaged or (stem in packaged and not path.parent.parts) or (
-            stem in packaged and path.parent.as_posix().endswith("training/configs")):
-        return packaged[stem]
-    close = difflib.get_close_matches(stem, list(packaged), n=1)
-    hint = f"did you mean `{close[0]}`?" if close else (
+    found = find_packaged(path, packaged, "training/configs")
+    if found is not None:
+        return found
+    close = closest_name(path, packaged)
+    hint = f"did you mean `{close}`?" if close else (
         f"pass a YAML file or a packaged config name: {', '.join(packaged) or '(none found)'}")
     raise UserError(f"{name_or_path}: config file not found", hint=hint)
 
