@@ -231,7 +231,7 @@ def main() -> None:
     from training import api
 
     latents = out / f"latents-{run_tag}"
-    api.encode(vae.checkpoint, [str(train_data)], str(latents), windows_per_clip=2)
+    api.encode_latents(vae.checkpoint, [str(train_data)], str(latents), windows_per_clip=2)
     timings["encode_s"] = time.perf_counter() - t0
     log("train the world model (2 Ray workers)")
     t0 = time.perf_counter()

@@ -9,6 +9,7 @@ frame is modulated by exactly the key presses and look deltas that produced it.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -31,7 +32,8 @@ class TimestepEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(feature_dim, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_features(t, self.feature_dim).to(self.mlp[0].weight.dtype))
+        dtype = cast(nn.Linear, self.mlp[0]).weight.dtype  # the MLP's precision (bf16 under FSDP2's policy)
+        return self.mlp(timestep_features(t, self.feature_dim).to(dtype))
 
 
 class AdaLNSingle(nn.Module):
@@ -55,11 +57,12 @@ class ActionEmbedding(nn.Module):
         self.temporal_compression = temporal_compression
         self.mlp = nn.Sequential(nn.Linear(action_dim * temporal_compression, width), nn.SiLU(),
                                  nn.Linear(width, width))
-        nn.init.zeros_(self.mlp[2].weight)
-        nn.init.zeros_(self.mlp[2].bias)
+        output = cast(nn.Linear, self.mlp[2])
+        nn.init.zeros_(output.weight)
+        nn.init.zeros_(output.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.mlp(features.to(self.mlp[0].weight.dtype))
+        return self.mlp(features.to(cast(nn.Linear, self.mlp[0]).weight.dtype))
 
 
 def group_actions(actions: torch.Tensor, temporal_compression: int) -> torch.Tensor:
@@ -118,7 +121,8 @@ class CameraEmbedding(nn.Module):
         super().__init__()
         self.proj = nn.Conv3d(6, width, kernel_size=patch_size, stride=patch_size)
         nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
+        if self.proj.bias is not None:  # always there (bias=True); typed Optional by torch
+            nn.init.zeros_(self.proj.bias)
 
     def forward(self, rays: torch.Tensor) -> torch.Tensor:
         return self.proj(rays.to(self.proj.weight.dtype)).flatten(2).transpose(1, 2)

@@ -22,14 +22,15 @@ is committed clean because it is exact.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
 
 from model import flow
-from model.errors import ModelError as UserError  # alias: a one-line diff while this file is edited in parallel
+from model.errors import ModelError
 from model.kv_cache import KVCache
 from model.vae import StreamState, VideoVAE
 from model.world_model import WorldModel
@@ -42,6 +43,24 @@ class _Branch:
     text_mask: torch.Tensor
     use_actions: bool
     cache: KVCache
+
+
+@dataclass(frozen=True)
+class _ChunkConditioning:
+    """What one chunk is generated under: its first latent frame and its slices of the conditioning."""
+
+    start: int
+    action_features: torch.Tensor | None
+    rays: torch.Tensor | None
+
+
+def _velocity(model: WorldModel, chunk: _ChunkConditioning, branch: _Branch, x_in: torch.Tensor,
+              t_frames: torch.Tensor, write: bool) -> torch.Tensor:
+    """The model's velocity for one guidance branch (actions and camera only on branches that use them)."""
+    return model(x_in, t_frames, branch.text, branch.text_mask,
+                 action_features=chunk.action_features if branch.use_actions else None,
+                 rays=chunk.rays if branch.use_actions else None,
+                 frame_offset=chunk.start, cache=branch.cache, write_cache=write)
 
 
 def trained_window_chunks(model: WorldModel) -> int:
@@ -57,7 +76,7 @@ def context_noise_level(model: WorldModel, context_noise: float | None) -> float
     high = model.config.flow.context_noise_max
     level = high / 2 if context_noise is None else float(context_noise)
     if not 0.0 <= level <= high:
-        raise UserError(f"context_noise={level}: training noised context with t in [0, {high}]; "
+        raise ModelError(f"context_noise={level}: training noised context with t in [0, {high}]; "
                         f"pick a level inside it")
     return level
 
@@ -119,23 +138,20 @@ def iter_sample_latents(model: WorldModel, *, latent_frames: int, latent_height:
     for start, end in chunk_ranges(model, latent_frames):
         n = end - start
         x = torch.randn((1, channels, n, latent_height, latent_width), generator=generator).to(device)
-        clean_first = image_latent is not None and start == 0
-        if clean_first:
-            x[:, :, :1] = image_latent.to(device)
+        # image-to-video: chunk 0 starts with the given image frame, held clean throughout
+        first = image_latent.to(device) if image_latent is not None and start == 0 else None
+        clean_first = first is not None
+        if first is not None:
+            x[:, :, :1] = first
         acts = None if action_features is None else action_features[:, start:end].to(device)
         ray_chunk = None if rays is None else rays[:, :, start:end].to(device)
+        chunk = _ChunkConditioning(start, acts, ray_chunk)
 
-        def velocity(branch: _Branch, x_in: torch.Tensor, t_frames: torch.Tensor, write: bool) -> torch.Tensor:
-            return model(x_in, t_frames, branch.text, branch.text_mask,
-                         action_features=acts if branch.use_actions else None,
-                         rays=ray_chunk if branch.use_actions else None,
-                         frame_offset=start, cache=branch.cache, write_cache=write)
-
-        for t_now, t_next in zip(schedule[:-1], schedule[1:]):
+        for t_now, t_next in pairwise(schedule):
             t_frames = torch.full((1, n), t_now, device=device)
             if clean_first:
                 t_frames[:, 0] = 0.0
-            v = {branch.name: velocity(branch, x, t_frames, False) for branch in branches}
+            v = {branch.name: _velocity(model, chunk, branch, x, t_frames, False) for branch in branches}
             guided = v["full"]
             if "uncond" in names:
                 text_v = v["text"] if "text" in names else v["full"]
@@ -145,8 +161,8 @@ def iter_sample_latents(model: WorldModel, *, latent_frames: int, latent_height:
             elif "text" in names:
                 guided = v["text"] + cfg_action * (v["full"] - v["text"])
             x = x + (t_next - t_now) * guided
-            if clean_first:
-                x[:, :, :1] = image_latent.to(device)
+            if first is not None:
+                x[:, :, :1] = first
 
         # commit the chunk's K/V at the context level training used (the real image: clean)
         t_commit = torch.full((1, n), context_t, device=device)
@@ -154,19 +170,19 @@ def iter_sample_latents(model: WorldModel, *, latent_frames: int, latent_height:
         if context_t > 0.0:
             noise = torch.randn(x.shape, generator=generator).to(device)
             committed = flow.interpolate(x, noise, t_commit)
-        if clean_first:
+        if first is not None:
             t_commit[:, 0] = 0.0
-            committed[:, :, :1] = image_latent.to(device)
+            committed[:, :, :1] = first
         for branch in branches:
-            velocity(branch, committed, t_commit, True)
+            _velocity(model, chunk, branch, committed, t_commit, True)
         yield model.denormalise_latents(x)
 
 
 def _frames_for(model: WorldModel, num_frames: int | None, seconds: float | None, fps: float) -> int:
     tc = model.config.vae.temporal_compression
-    if num_frames is None and seconds is None:
-        return model.config.frames
     if num_frames is None:
+        if seconds is None:
+            return model.config.frames
         num_frames = int(round(seconds * fps)) + 1
     k = max(0, -(-(num_frames - 1) // tc))  # round up to 1 + tc*k
     return 1 + tc * k
@@ -182,16 +198,16 @@ def prepare_conditioning(model: WorldModel, num_frames: int, height: int, width:
     if actions is not None:
         actions = np.asarray(actions, dtype=np.float32)
         if actions.ndim != 2 or actions.shape[1] != model.config.dit.action_dim or len(actions) < num_frames:
-            raise UserError(f"actions: need shape (>= {num_frames}, {model.config.dit.action_dim}), got "
+            raise ModelError(f"actions: need shape (>= {num_frames}, {model.config.dit.action_dim}), got "
                             f"{actions.shape}; give one action row per video frame")
         action_features = model.action_features(torch.from_numpy(actions[:num_frames])[None])
     if camera_to_world is not None:
         poses = np.asarray(camera_to_world, dtype=np.float64)
         if poses.ndim != 3 or poses.shape[1:] != (4, 4) or len(poses) < num_frames:
-            raise UserError(f"camera_to_world: need shape (>= {num_frames}, 4, 4), got {poses.shape}; "
+            raise ModelError(f"camera_to_world: need shape (>= {num_frames}, 4, 4), got {poses.shape}; "
                             f"give one camera-to-world matrix per video frame")
         if intrinsics is None:
-            raise UserError("intrinsics: required with camera_to_world; give K = [[fx,0,cx],[0,fy,cy],[0,0,1]]")
+            raise ModelError("intrinsics: required with camera_to_world; give K = [[fx,0,cx],[0,fy,cy],[0,0,1]]")
         k = torch.as_tensor(np.asarray(intrinsics, dtype=np.float64))
         k = k[None] if k.dim() == 2 else k[None, :num_frames]
         rays = model.camera_rays(torch.from_numpy(poses[:num_frames])[None], k, height // s, width // s)
@@ -204,8 +220,12 @@ def sample(model: WorldModel, vae: VideoVAE, *, prompt: str = "", num_frames: in
            width: int | None = None, image: np.ndarray | None = None, actions: np.ndarray | None = None,
            camera_to_world: np.ndarray | None = None, intrinsics: np.ndarray | None = None,
            cfg_text: float = 3.0, cfg_action: float = 1.5, steps: int = 8, window_chunks: int | None = None,
-           context_noise: float | None = None, seed: int = 0, progress: bool = False) -> np.ndarray:
-    """Generate a video; returns (T, H, W, 3) uint8 with T = 1 + tc*k >= the requested frames."""
+           context_noise: float | None = None, seed: int = 0,
+           progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Generate a video; returns (T, H, W, 3) uint8 with T = 1 + tc*k >= the requested frames.
+
+    `progress`, if given, is called with (chunks done, chunks in all) after each chunk is decoded:
+    the caller draws the progress bar (model/ imports no display library)."""
     config = model.config
     fps = config.fps if fps is None else fps
     height = config.height if height is None else height
@@ -217,7 +237,7 @@ def sample(model: WorldModel, vae: VideoVAE, *, prompt: str = "", num_frames: in
     if image is not None:
         image = np.asarray(image)
         if image.shape != (height, width, 3) or image.dtype != np.uint8:
-            raise UserError(f"image: need ({height}, {width}, 3) uint8, got {image.shape} {image.dtype}; "
+            raise ModelError(f"image: need ({height}, {width}, 3) uint8, got {image.shape} {image.dtype}; "
                             f"resize the image or pass --height/--width")
         pixels = torch.from_numpy(image).float().div(127.5).sub(1.0).permute(2, 0, 1)[None, :, None]
         image_latent = vae.encode(pixels.to(device))[0]
@@ -228,11 +248,10 @@ def sample(model: WorldModel, vae: VideoVAE, *, prompt: str = "", num_frames: in
                                  prompt=prompt, image_latent=image_latent, action_features=action_features,
                                  rays=rays, cfg_text=cfg_text, cfg_action=cfg_action, steps=steps,
                                  window_chunks=window_chunks, context_noise=context_noise, seed=seed)
-    if progress:
-        from rich.progress import track
-
-        chunks = track(chunks, total=len(chunk_ranges(model, latent_frames)), description="sampling chunks")
-    for latent_chunk in chunks:
+    total = len(chunk_ranges(model, latent_frames))
+    for done, latent_chunk in enumerate(chunks, start=1):
         video = vae.decoder(latent_chunk, state)  # streaming causal decode, exact
         decoded.append(((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[0].permute(1, 2, 3, 0).cpu())
+        if progress is not None:
+            progress(done, total)
     return torch.cat(decoded, dim=0).numpy()

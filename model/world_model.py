@@ -20,8 +20,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from model import flow
-from model.conditioning import (ActionEmbedding, AdaLNSingle, CameraEmbedding, TimestepEmbedding,
-                                group_actions, latent_frame_poses, plucker_rays)
+from model.conditioning import (
+    ActionEmbedding,
+    AdaLNSingle,
+    CameraEmbedding,
+    TimestepEmbedding,
+    group_actions,
+    latent_frame_poses,
+    plucker_rays,
+)
 from model.configs import WorldModelConfig
 from model.dit import DiTBlock, FinalLayer, chunk_causal_mask
 from model.kv_cache import KVCache

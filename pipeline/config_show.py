@@ -73,14 +73,14 @@ def commented_yaml(cls: type[BaseModel], values: dict[str, Any] | None = None, i
 
 
 def _train(config: str | None, sets: tuple[str, ...]) -> tuple[type[BaseModel], dict | None, str]:
-    from training.config import TrainConfig, find_config, load_config, parse_set_options, with_overrides
+    from training.config import TrainConfig, find_config, load_train_config, parse_set_options, with_overrides
 
     if config is None:
         if sets:
             raise click.UsageError("--set needs a CONFIG to apply to (e.g. `worldloom config show train tiny_vae`)")
         return TrainConfig, None, "defaults of every training config (docs/training.md)"
     path = find_config(config)
-    loaded = with_overrides(load_config(path), "--set", **parse_set_options(sets))
+    loaded = with_overrides(load_train_config(path), "--set", **parse_set_options(sets))
     return TrainConfig, loaded.model_dump(mode="json"), f"{path} resolved"
 
 

@@ -40,10 +40,10 @@ def test_set_overrides_and_did_you_mean(tmp_path: Path) -> None:
     assert loaded["stage"] == "vae" and loaded["name"] == "tiny-vae"
     assert "# peak learning rate" in text  # every field carries its description
 
-    from training.config import load_config, parse_set_options, with_overrides
+    from training.config import load_train_config, parse_set_options, with_overrides
 
     with pytest.raises(UserError) as caught:
-        with_overrides(load_config("tiny_vae"), "--set", **parse_set_options(["optim.lrr=1"]))
+        with_overrides(load_train_config("tiny_vae"), "--set", **parse_set_options(["optim.lrr=1"]))
     assert "did you mean `optim.lr`" in caught.value.one_line()
     with pytest.raises(UserError, match="KEY=VALUE"):
         parse_set_options(["steps"])

@@ -11,7 +11,7 @@ from model.kv_cache import KVCache
 from model.sampler import context_noise_level, iter_sample_latents, trained_window_chunks
 from model.world_model import WorldModel
 from model.errors import ModelError
-from training.loop import WorldStep
+from training.steps import WorldStep
 from training.optim import build_adamw, split_parameters
 
 

@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 
 from contract.errors import UserError
-from training.config import load_config, parse_config, parse_data_arg, with_overrides
+from training.config import load_train_config, parse_config, parse_data_arg, with_overrides
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 
 
 @pytest.mark.parametrize("name", ["tiny_vae.yaml", "tiny_world.yaml", "small_world.yaml", "2.6b_world.yaml"])
 def test_shipped_configs_load(name: str) -> None:
-    config = load_config(CONFIGS / name)
+    config = load_train_config(CONFIGS / name)
     assert config.scaling.max_failures != 0  # fault tolerance is on in every recipe
     assert config.run_name() == config.name
 
@@ -22,7 +22,7 @@ def test_unknown_field_is_one_line_naming_file_and_field(tmp_path: Path) -> None
     path = tmp_path / "bad.yaml"
     path.write_text("stage: vae\nmodel: tiny\nsteps: 5\noptim:\n  learning_rate: 0.1\n")
     with pytest.raises(UserError) as error:
-        load_config(path)
+        load_train_config(path)
     line = error.value.one_line()
     assert str(path) in line and "optim.learning_rate" in line and "\n" not in line
 
@@ -31,15 +31,15 @@ def test_bad_values_name_the_field(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("stage: vae\nmodel: tiny\nsteps: 0\n")
     with pytest.raises(UserError, match="steps"):
-        load_config(path)
+        load_train_config(path)
     path.write_text("stage: video\nmodel: tiny\nsteps: 3\n")
     with pytest.raises(UserError, match="stage"):
-        load_config(path)
+        load_train_config(path)
     path.write_text("stage: [unclosed\n")
     with pytest.raises(UserError, match=r"bad.yaml:\d+: not valid YAML"):
-        load_config(path)
+        load_train_config(path)
     with pytest.raises(UserError, match="not found"):
-        load_config(tmp_path / "missing.yaml")
+        load_train_config(tmp_path / "missing.yaml")
 
 
 def test_world_stage_needs_a_vae() -> None:

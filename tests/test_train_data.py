@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 
 from contract.errors import UserError
-from training.data import (ClipWindows, DataPosition, WindowSpec, _crop_resize_intrinsics, align_actions, make_loader,
-                           plan_window, resolve_shards)
+from training.data import (
+    ClipWindows,
+    DataPosition,
+    WindowSpec,
+    align_actions,
+    crop_resize_intrinsics,
+    make_loader,
+    resolve_shards,
+    window_indices,
+)
 from training.testing import pattern_clip, write_pattern_shards
 
 FRAMES, SIZE, FPS = 24, 32, 8
@@ -54,21 +62,21 @@ def test_window_frames_poses_and_actions_are_aligned(shards: Path) -> None:
         assert "square moving right" in batch["caption"][row]
 
 
-def test_align_actions_and_plan_window_edges() -> None:
+def test_align_actions_and_window_indices_edges() -> None:
     actions = np.zeros((10, 8), np.float32)
     actions[3, 2] = 1  # left on frame 3 only
     actions[:, 7] = 0.5
     out = align_actions(actions, [0, 4, 8], stride=4)
     assert out[:, 2].tolist() == [0, 1, 0] and out[:, 7].tolist() == [0.5, 2.0, 2.0]
-    assert plan_window(8, 8, 5, 4, random.Random(0)) == ([], 2)  # needs 9 source frames
-    indices, stride = plan_window(9, 8, 5, 4, random.Random(0))
+    assert window_indices(8, 8, 5, 4, random.Random(0)) == ([], 2)  # needs 9 source frames
+    indices, stride = window_indices(9, 8, 5, 4, random.Random(0))
     assert indices == [0, 2, 4, 6, 8] and stride == 2
 
 
 def test_intrinsics_follow_crop_and_resize() -> None:
     K = np.array([[40.0, 0, 32], [0, 40, 16], [0, 0, 1]])
     # 32x64 source -> centre crop 32x32 (16 px off the left) -> 16x16
-    scaled = _crop_resize_intrinsics(K, 32, 64, 16, 16)
+    scaled = crop_resize_intrinsics(K, 32, 64, 16, 16)
     assert np.allclose(scaled, [[20, 0, 8], [0, 20, 8], [0, 0, 1]])
 
 

@@ -164,7 +164,7 @@ def test_encode_writes_latent_shards_the_loader_reads(vae_run, dataset: Path, tm
     from training import api
     from training.data import WindowSpec, make_loader
 
-    result = api.encode(vae_run.checkpoint, [str(dataset)], tmp_path / "latents", windows_per_clip=2)
+    result = api.encode_latents(vae_run.checkpoint, [str(dataset)], tmp_path / "latents", windows_per_clip=2)
     # 16-frame clips, 5-frame windows at the source fps: windows start at 0, 5 -> 2 per clip
     assert (result.clips, result.windows, result.skipped_short) == (4, 8, 0)
     assert json.loads((tmp_path / "latents" / "dataset.json").read_text())["counts"]["windows"] == 8
@@ -175,7 +175,7 @@ def test_encode_writes_latent_shards_the_loader_reads(vae_run, dataset: Path, tm
     assert batch["actions"].shape == (2, 5, 8) and batch["poses"].shape == (2, 5, 4, 4)
     assert all(key.rsplit("_w", 1)[1] in ("00000", "00005") for key in batch["key"])
     with pytest.raises(UserError, match="already holds a dataset"):
-        api.encode(vae_run.checkpoint, [str(dataset)], tmp_path / "latents")
+        api.encode_latents(vae_run.checkpoint, [str(dataset)], tmp_path / "latents")
 
 
 def free_port() -> int:

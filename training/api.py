@@ -3,7 +3,7 @@
     from training import api
     result = api.train("training/configs/tiny_vae.yaml", ["data/quickstart"], num_workers=2)
     result.checkpoint            # storage path of the last checkpoint folder
-    api.encode(result.checkpoint, ["data/quickstart"], "data/quickstart_latents")
+    api.encode_latents(result.checkpoint, ["data/quickstart"], "data/quickstart_latents")
     world = api.train("training/configs/tiny_world.yaml", ["data/quickstart"],
                       overrides={"vae_checkpoint": result.checkpoint})
     api.sample(world.checkpoint, "a walk through a forest", seconds=2, out="out.mp4")   # -> Path
@@ -13,11 +13,12 @@ is running; inside an already initialised Ray (tests, notebooks) it reuses it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from training.config import DataSource, TrainConfig, load_config, parse_data_arg, with_overrides
-from training.encode import EncodeResult, encode_dataset
+from training.config import DataSource, TrainConfig, load_train_config, parse_data_arg, with_overrides
+from training.encode_latents import EncodeResult, encode_latents
 from training.sample import SampleResult, sample_video
 from training.trainer import TrainResult
 from training.trainer import train as _train
@@ -25,7 +26,7 @@ from training.trainer import train as _train
 
 def resolve_config(config: str | Path | TrainConfig, *, num_workers: int | None = None,
                    gpus_per_worker: float | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    loaded = config if isinstance(config, TrainConfig) else load_config(config)
+    loaded = config if isinstance(config, TrainConfig) else load_train_config(config)
     source = "<config>" if isinstance(config, TrainConfig) else str(config)
     return with_overrides(loaded, source, **{"scaling.num_workers": num_workers,
                                              "scaling.gpus_per_worker": gpus_per_worker, **(overrides or {})})
@@ -42,11 +43,6 @@ def train(config: str | Path | TrainConfig, data: list[str] | None = None, *, ra
     return _train(resolved, sources, resume=resume, ray_address=ray_address, on_progress=on_progress)
 
 
-def encode(checkpoint: str | Path, data: list[str], out: str | Path, *, windows_per_clip: int = 4,
-           on_progress: Callable[[int], None] | None = None) -> EncodeResult:
-    return encode_dataset(checkpoint, data, out, windows_per_clip=windows_per_clip, on_progress=on_progress)
-
-
 def sample(checkpoint: str | Path, prompt: str, *, seconds: float, out: str | Path, image: str | Path | None = None,
            actions: str | None = None, camera: str | Path | None = None, steps: int = 8, seed: int = 0) -> Path:
     """Write a rollout mp4; returns its path."""
@@ -54,4 +50,4 @@ def sample(checkpoint: str | Path, prompt: str, *, seconds: float, out: str | Pa
                         camera=camera, steps=steps, seed=seed).out
 
 
-__all__ = ["EncodeResult", "SampleResult", "TrainResult", "encode", "resolve_config", "sample", "train"]
+__all__ = ["EncodeResult", "SampleResult", "TrainResult", "encode_latents", "resolve_config", "sample", "train"]

@@ -1,8 +1,6 @@
 """Click commands `worldloom train`, `worldloom encode`, `worldloom sample` (registered in pipeline/cli.py)."""
 from __future__ import annotations
 
-import shlex
-
 import click
 
 from contract.errors import UserError
@@ -18,7 +16,14 @@ def train_progress(console, stage: str, total: int):
     """`train vae ━━━━━━━━━━━━━━━━━━━━ 40/150 loss 0.0123 0:00:12 eta 0:01:10` (fits 80 columns).
 
     Returns the Progress, its task and `update(heartbeat)`, fed by rank 0's heartbeat file."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     progress = Progress(TextColumn(f"[bold]train {stage}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TextColumn("eta"),
@@ -75,7 +80,7 @@ def train(config: str, data: tuple[str, ...], ray_address: str | None, num_worke
 @click.option("--data", "data", multiple=True, required=True, metavar="SHARDS", help="dataset folder, .tar or pattern")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="output dataset folder for latent shards")
 @click.option("--windows-per-clip", type=int, default=4, show_default=True)
-def encode(checkpoint: str, data: tuple[str, ...], out: str, windows_per_clip: int) -> None:
+def encode_latents(checkpoint: str, data: tuple[str, ...], out: str, windows_per_clip: int) -> None:
     """Precompute latents of a trained VAE CHECKPOINT into shards (for `data.latents` of the world stage)."""
     from rich.progress import Progress
 
@@ -84,11 +89,16 @@ def encode(checkpoint: str, data: tuple[str, ...], out: str, windows_per_clip: i
     console = _console()
     with Progress(console=console) as progress:
         task = progress.add_task("encode windows", total=None)
-        result = api.encode(checkpoint, list(data), out, windows_per_clip=windows_per_clip,
+        result = api.encode_latents(checkpoint, list(data), out, windows_per_clip=windows_per_clip,
                             on_progress=lambda n: progress.update(task, completed=n))
     console.print(f"[green]done[/]: {result.windows} windows from {result.clips} clips "
                   f"({result.skipped_short} too short) in {result.wall_s:.1f} s "
                   f"({result.windows / max(result.wall_s, 1e-9):.1f} windows/s) -> {result.out}")
+
+
+# pipeline/cli.py looks the command up as `training.cli:encode`; this name goes when that entry
+# reads `training.cli:encode_latents` (the command itself stays `worldloom encode`).
+encode = encode_latents
 
 
 @click.command("sample")

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contract.errors import UserError
+from contract.packaged import closest_name, find_packaged, packaged_files
 
 
 class _Strict(BaseModel):
@@ -112,7 +113,7 @@ class TrainConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _world_needs_a_vae(self) -> "TrainConfig":
+    def _world_needs_a_vae(self) -> TrainConfig:
         if self.stage == "world" and self.vae_checkpoint is None and self.data.latents is None:
             raise ValueError("stage world needs vae_checkpoint (a trained VAE) or data.latents (encoded shards)")
         return self
@@ -165,10 +166,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> TrainConfig:
 
 def packaged_configs() -> dict[str, Path]:
     """Configs shipped inside the package (training/configs/*.yaml), by name: usable from any directory."""
-    from importlib.resources import files
-
-    folder = Path(str(files("training") / "configs"))
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
+    return packaged_files("training", "configs")
 
 
 def find_config(name_or_path: str | Path) -> Path:
@@ -177,17 +175,17 @@ def find_config(name_or_path: str | Path) -> Path:
     if path.is_file():
         return path
     packaged = packaged_configs()
-    stem = path.name.removesuffix(".yaml").removesuffix(".yml")
-    if str(name_or_path) in packaged or (stem in packaged and not path.parent.parts) or (
-            stem in packaged and path.parent.as_posix().endswith("training/configs")):
-        return packaged[stem]
-    close = difflib.get_close_matches(stem, list(packaged), n=1)
-    hint = f"did you mean `{close[0]}`?" if close else (
+    found = find_packaged(path, packaged, "training/configs")
+    if found is not None:
+        return found
+    close = closest_name(path, packaged)
+    hint = f"did you mean `{close}`?" if close else (
         f"pass a YAML file or a packaged config name: {', '.join(packaged) or '(none found)'}")
     raise UserError(f"{name_or_path}: config file not found", hint=hint)
 
 
-def load_config(path: str | Path) -> TrainConfig:
+def load_train_config(path: str | Path) -> TrainConfig:
+    """A training config from a YAML file or a packaged config name, validated (errors: one line)."""
     path = find_config(path)
     try:
         data = yaml.safe_load(path.read_text())

@@ -13,8 +13,10 @@ padded with idle frames.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from training.video_io import write_mp4
 
 WALK_SPEED_MPS = 1.4      # first-person rollout speed for --actions (the manifests' default walker)
 EYE_HEIGHT_M = 1.6
+CPU = torch.device("cpu")
 
 
 @dataclass
@@ -42,7 +45,7 @@ class SampleResult:
     notes: list[str] = field(default_factory=list)  # things the user should know (e.g. actions cut)
 
 
-def build_models(loaded: LoadedCheckpoint, device: torch.device = torch.device("cpu")):
+def build_models(loaded: LoadedCheckpoint, device: torch.device = CPU):
     """(world model, vae, model config) from a world checkpoint, eval mode, on `device`."""
     from model.configs import get_config
     from model.vae import VideoVAE
@@ -50,7 +53,8 @@ def build_models(loaded: LoadedCheckpoint, device: torch.device = torch.device("
 
     state = loaded.state
     if state.get("stage") != "world":
-        raise UserError(f"{loaded.path}: is a {state.get('stage')!r} checkpoint; sample needs a `stage: world` checkpoint",
+        raise UserError(f"{loaded.path}: is a {state.get('stage')!r} checkpoint; "
+                        "sample needs a `stage: world` checkpoint",
                         hint="train the world stage (training/configs/tiny_world.yaml) and pass its checkpoint")
     if loaded.vae_weights is None:
         raise UserError(f"{loaded.path}: has no VAE weights, so its latents cannot be decoded",
@@ -136,12 +140,33 @@ def load_camera(path: str | Path, frames: int) -> tuple[np.ndarray, np.ndarray |
     return poses[:frames], K
 
 
+@contextlib.contextmanager
+def chunk_progress(show: bool, chunks: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A `sampling chunks` progress bar fed by the sampler's (chunks done, chunks in all) callback.
+
+    The bar lives here, with the caller, so that model/ imports no display library; it is the bar
+    `rich.progress.track` drew (same columns, standard output). None when not shown."""
+    if not show:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TaskProgressColumn(),
+                  TimeRemainingColumn(elapsed_when_finished=True)) as bar:
+        task = bar.add_task("sampling chunks", total=chunks)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
 def sample_video(checkpoint: str | Path, prompt: str, *, seconds: float, out: str | Path,
                  image: str | Path | None = None, actions: str | None = None, camera: str | Path | None = None,
                  steps: int = 8, seed: int = 0, cfg_text: float = 3.0, cfg_action: float = 1.5,
                  progress: bool = False) -> SampleResult:
     """Roll out `seconds` of video and write it to `out` (atomically). Returns what was written."""
-    from model.sampler import sample
+    from model.sampler import chunk_ranges, sample
 
     if actions is not None and camera is not None:
         raise UserError("--actions and --camera both set a camera path", hint="pass one of them")
@@ -153,18 +178,20 @@ def sample_video(checkpoint: str | Path, prompt: str, *, seconds: float, out: st
     fps, height, width = model_cfg.fps, model_cfg.height, model_cfg.width
     frames = frames_for(seconds, fps, model_cfg.vae.temporal_compression)
     first = load_image(image, height, width) if image is not None else None
-    action_array = c2w = K = None
+    action_array = poses = K = None
     notes: list[str] = []
     if actions is not None:
-        action_array, c2w = actions_and_path(actions, frames, fps, notes)
+        action_array, poses = actions_and_path(actions, frames, fps, notes)
     if camera is not None:
-        c2w, K = load_camera(camera, frames)
-    if c2w is not None and K is None:
+        poses, K = load_camera(camera, frames)
+    if poses is not None and K is None:
         K = unknown_camera_intrinsics(width, height)
-    with torch.no_grad():
+    latent_frames = model_cfg.latent_shape(frames, height, width)[1]
+    chunks = len(chunk_ranges(world_model, latent_frames))
+    with torch.no_grad(), chunk_progress(progress, chunks) as on_chunk:
         video = sample(world_model, vae, prompt=prompt, num_frames=frames, fps=fps, height=height, width=width,
-                       image=first, actions=action_array, camera_to_world=c2w, intrinsics=K,
-                       cfg_text=cfg_text, cfg_action=cfg_action, steps=steps, seed=seed, progress=progress)
+                       image=first, actions=action_array, camera_to_world=poses, intrinsics=K,
+                       cfg_text=cfg_text, cfg_action=cfg_action, steps=steps, seed=seed, progress=on_chunk)
     path = write_mp4(out, np.asarray(video), fps)
     return SampleResult(out=path, frames=len(video), fps=fps, height=height, width=width,
                         wall_s=time.perf_counter() - started, notes=notes)

@@ -139,7 +139,7 @@ def data_preflight(config: TrainConfig, sources: list[tuple[str, float]]):
     already and are not checked. Returns the `DataPreflight` (None for latents).
     """
     from training.data import WindowSpec, window_preflight
-    from training.loop import model_config
+    from training.steps import model_config
 
     if not sources or (config.stage == "world" and config.data.latents):
         return None

@@ -6,16 +6,15 @@ installed worldloom finds them without a checkout.
 """
 from __future__ import annotations
 
-import difflib
-from importlib.resources import files
 from pathlib import Path
 
 from contract.errors import UserError
+from contract.packaged import closest_name, find_packaged, packaged_files
 
 
 def example_manifests() -> dict[str, Path]:
-    folder = Path(str(files("contract.manifest") / "example_manifests"))
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
+    """The packaged example manifests by name (`quickstart`, ...)."""
+    return packaged_files("contract.manifest", "example_manifests")
 
 
 def find_manifest(name_or_path: str | Path) -> Path:
@@ -24,10 +23,9 @@ def find_manifest(name_or_path: str | Path) -> Path:
     if path.exists():
         return path
     examples = example_manifests()
-    stem = path.name.removesuffix(".yaml").removesuffix(".yml")
-    if not path.parent.parts or path.parent.as_posix().endswith("manifests/examples"):
-        if stem in examples:
-            return examples[stem]
-    close = difflib.get_close_matches(stem, list(examples), n=1)
-    hint = f"did you mean `{close[0]}`?" if close else f"pass a manifest file or an example name: {', '.join(examples)}"
+    found = find_packaged(path, examples, "manifests/examples")
+    if found is not None:
+        return found
+    close = closest_name(path, examples)
+    hint = f"did you mean `{close}`?" if close else f"pass a manifest file or an example name: {', '.join(examples)}"
     raise UserError(f"{name_or_path}: manifest not found", hint=hint)

@@ -23,7 +23,7 @@ noise. Rotation stays right either way (it is what the tests hold to 1 degree pe
 translation directions are only meaningful on steps with clear parallax.
 
 Conventions (docs/architecture.md): OpenCV camera axes (x right, y down, z forward); the
-relative pose of frame t is `inv(c2w[t-1]) @ c2w[t]` (frame t's camera expressed in frame
+relative pose of frame t is `inv(poses[t-1]) @ poses[t]` (frame t's camera expressed in frame
 t-1's). Angles are degrees: yaw > 0 turns right, pitch > 0 looks up, roll > 0 is clockwise as
 the camera sees it (its right side drops). These are the same signs as the action layout.
 """
@@ -120,10 +120,10 @@ def rotation_angle_deg(R: np.ndarray) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, float(cosine)))))
 
 
-def relative_poses(c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-step relative rotations (T-1, 3, 3) and translations (T-1, 3) of a camera-to-world path."""
-    c2w = np.asarray(c2w, dtype=np.float64)
-    rel = np.linalg.inv(c2w[:-1]) @ c2w[1:]
+def relative_poses(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step relative rotations (T-1, 3, 3) and translations (T-1, 3) of a camera-to-world path (T, 4, 4)."""
+    poses = np.asarray(poses, dtype=np.float64)
+    rel = np.linalg.inv(poses[:-1]) @ poses[1:]
     return rel[:, :3, :3], rel[:, :3, 3]
 
 

@@ -169,7 +169,7 @@ def extend_clip(clip: dict, frames: int) -> dict:
 
 
 def render(clip: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Render a resolved clip in-process: (rgb (T,H,W,3) uint8, c2w (T,4,4), K (3,3))."""
+    """Render a resolved clip in-process: (rgb (T,H,W,3) uint8, poses (T,4,4), K (3,3))."""
     from unreal_bridge.procedural import ProceduralBackend
 
     backend = ProceduralBackend()

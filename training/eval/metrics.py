@@ -128,15 +128,16 @@ def accumulate(motions: list[RelativeMotion], step_lengths: np.ndarray | None = 
     return np.stack(poses)
 
 
-def relative_to_first(c2w: np.ndarray) -> np.ndarray:
-    c2w = np.asarray(c2w, dtype=np.float64)
-    return np.linalg.inv(c2w[0])[None] @ c2w
+def relative_to_first(poses: np.ndarray) -> np.ndarray:
+    """Camera-to-world poses (T, 4, 4) re-expressed in the first frame's camera (pose 0 = identity)."""
+    poses = np.asarray(poses, dtype=np.float64)
+    return np.linalg.inv(poses[0])[None] @ poses
 
 
-def camera_errors(motions: list[RelativeMotion], commanded_c2w: np.ndarray) -> dict[str, np.ndarray]:
+def camera_errors(motions: list[RelativeMotion], commanded_poses: np.ndarray) -> dict[str, np.ndarray]:
     """Per-frame rotation error (deg), per-step translation-direction error (deg, NaN where undefined)
     and per-frame CamMC-style error, of estimated motions against a commanded path (T, 4, 4)."""
-    commanded = relative_to_first(commanded_c2w)
+    commanded = relative_to_first(commanded_poses)
     T = min(len(motions) + 1, len(commanded))
     commanded = commanded[:T]
     steps = np.linalg.inv(commanded[:-1]) @ commanded[1:]

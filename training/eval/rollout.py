@@ -111,16 +111,18 @@ class SamplerSettings:
 
 
 def rollout(bundle: ModelBundle, first_frame: np.ndarray, frames: int, *, prompt: str,
-            actions: np.ndarray | None, camera_to_world: np.ndarray | None, intrinsics: np.ndarray | None,
+            actions: np.ndarray | None, poses: np.ndarray | None, intrinsics: np.ndarray | None,
             settings: SamplerSettings) -> np.ndarray:
-    """(frames, H, W, 3) uint8 rolled out from `first_frame` (image-to-video) under the given conditioning."""
+    """(frames, H, W, 3) uint8 rolled out from `first_frame` (image-to-video) under the given conditioning.
+
+    `poses`: (T, 4, 4) camera-to-world of every frame (the contract's POSES); `intrinsics` only counts with them."""
     from model.sampler import sample
 
     height, width = bundle.size
     with torch.no_grad():
         video = sample(bundle.world, bundle.vae, prompt=prompt, num_frames=frames, fps=bundle.fps, height=height,
-                       width=width, image=first_frame, actions=actions, camera_to_world=camera_to_world,
-                       intrinsics=intrinsics if camera_to_world is not None else None,
+                       width=width, image=first_frame, actions=actions, camera_to_world=poses,
+                       intrinsics=intrinsics if poses is not None else None,
                        cfg_text=settings.cfg_text, cfg_action=settings.cfg_action, steps=settings.steps,
                        window_chunks=settings.window_chunks, seed=settings.seed)
     return np.asarray(video)[:frames]
@@ -144,8 +146,8 @@ def command_actions(command: str, frames: int, look_deg: float) -> np.ndarray:
     return actions
 
 
-def path_for(actions: np.ndarray, start_c2w: np.ndarray, speed_mps: float, fps: float) -> np.ndarray:
-    """First-person camera path of `actions` from `start_c2w` (pose[-1]; action 0 is idle so pose[0] = start)."""
+def path_for(actions: np.ndarray, start_pose: np.ndarray, speed_mps: float, fps: float) -> np.ndarray:
+    """First-person poses (T, 4, 4) of `actions` from `start_pose` (pose[-1]; action 0 is idle so pose[0] = start)."""
     from contract.manifest import rollout_poses
 
-    return rollout_poses(actions, start_c2w, speed_mps, fps)
+    return rollout_poses(actions, start_pose, speed_mps, fps)

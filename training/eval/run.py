@@ -165,7 +165,7 @@ def _run(checkpoint: str | Path, data: str | Path, out: str | Path, options: Eva
         }
         for control, (actions, poses) in conditions.items():
             video = rollout(bundle, clip.frames[0], frames, prompt=clip.caption, actions=actions,
-                            camera_to_world=poses, intrinsics=clip.intrinsics, settings=settings)
+                            poses=poses, intrinsics=clip.intrinsics, settings=settings)
             videos_of_clip[control] = video
             _score(result, control, video, clip)
             tick(f"rollouts {control}")
@@ -178,7 +178,7 @@ def _run(checkpoint: str | Path, data: str | Path, out: str | Path, options: Eva
                 actions = command_actions(command, frames, clip.look_deg)
                 poses = path_for(actions, clip.poses[0], clip.speed_mps, bundle.fps)
                 video = rollout(bundle, clip.frames[0], frames, prompt=clip.caption, actions=actions,
-                                camera_to_world=poses, intrinsics=clip.intrinsics, settings=settings)
+                                poses=poses, intrinsics=clip.intrinsics, settings=settings)
                 motions = cam.estimate_video(video, clip.intrinsics)
                 result.response[command] = {"yaw_deg": metrics.yaw_total(motions),
                                             "divergence": metrics.mean_divergence(motions)}
@@ -265,7 +265,7 @@ def _revisit(bundle: ModelBundle, clip: EvalClip, kind: str, frames: int, settin
     render_clip = groundtruth.with_actions(clip.resolved_clip, actions, fps=bundle.fps)
     truth, poses, _ = groundtruth.render(render_clip)
     truth = resize_frames(truth, *bundle.size).numpy()
-    video = rollout(bundle, truth[0], frames, prompt=clip.caption, actions=actions, camera_to_world=poses,
+    video = rollout(bundle, truth[0], frames, prompt=clip.caption, actions=actions, poses=poses,
                     intrinsics=clip.intrinsics, settings=settings)
     last = frames - 1
     return {"ground_truth_psnr_db": metrics.psnr(truth[last], truth[0]),

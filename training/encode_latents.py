@@ -22,9 +22,10 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,8 +66,11 @@ def _windows(sample: dict[str, Any], spec: WindowSpec, limit: int) -> list[Windo
     return plans
 
 
-def encode_dataset(checkpoint: str | Path, data: list[str], out: str | Path, *, windows_per_clip: int = 4,
+def encode_latents(checkpoint: str | Path, data: list[str], out: str | Path, *, windows_per_clip: int = 4,
                    batch_size: int = 4, on_progress: Callable[[int], None] | None = None) -> EncodeResult:
+    """Write the VAE latents of up to `windows_per_clip` windows per clip of `data` as a dataset at `out`.
+
+    `on_progress` gets the number of windows written so far after each batch."""
     from model.configs import get_config
     from model.vae import VideoVAE
     from pipeline.shards import DatasetLayout, ShardWriter, encode_json, encode_npy, write_dataset_json
