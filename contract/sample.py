@@ -1,7 +1,7 @@
 """The sample record: member names and the action layout, defined once (docs/shard-schema.md).
 
 A sample in a shard is a set of tar members that share a key (`<key>.<member>`); WebDataset
-readers see them as `sample[member]`. Every writer (generate, curate, `training.encode`) and
+readers see them as `sample[member]`. Every writer (generate, curate, `training.encode_latents`) and
 every reader (the training loader, eval, inspect) names members through these constants.
 
 The action vector (docs/architecture.md, "Conventions"): per frame a float32 vector of

@@ -24,7 +24,7 @@ COMMANDS: dict[str, str] = {
     "select": "pipeline.curate.cli:select",
     "mix": "pipeline.curate.cli:mix",
     "train": "training.cli:train",
-    "encode": "training.cli:encode",
+    "encode": "training.cli:encode_latents",
     "sample": "training.cli:sample",
     "export": "training.cli:export",
     "model": "model.cli:model",

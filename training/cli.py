@@ -96,10 +96,6 @@ def encode_latents(checkpoint: str, data: tuple[str, ...], out: str, windows_per
                   f"({result.windows / max(result.wall_s, 1e-9):.1f} windows/s) -> {result.out}")
 
 
-# pipeline/cli.py looks the command up as `training.cli:encode`; this name goes when that entry
-# reads `training.cli:encode_latents` (the command itself stays `worldloom encode`).
-encode = encode_latents
-
 
 @click.command("sample")
 @click.argument("checkpoint", type=click.Path())
