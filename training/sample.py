@@ -23,14 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from contract.defaults import unknown_camera_intrinsics
+from contract.defaults import DEFAULT_CAMERA_HEIGHT_M, DEFAULT_SPEED_MPS, unknown_camera_intrinsics
 from contract.errors import UserError
 from training.checkpoint import LoadedCheckpoint, load_for_inference
 from training.export import attention_of
 from training.video_io import write_mp4
 
-WALK_SPEED_MPS = 1.4      # first-person rollout speed for --actions (the manifests' default walker)
-EYE_HEIGHT_M = 1.6
+# --actions rolls out the manifests' default walker: its speed and eye height (contract.defaults).
+WALK_SPEED_MPS = DEFAULT_SPEED_MPS
+EYE_HEIGHT_M = DEFAULT_CAMERA_HEIGHT_M["first_person"]
 CPU = torch.device("cpu")
 
 

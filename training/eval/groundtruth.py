@@ -10,7 +10,6 @@ is unchanged; scripted strings pad with idle frames).
 """
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +17,9 @@ from typing import Iterator
 
 import numpy as np
 
+from contract.clip import ResolvedClip
 from contract.errors import UserError
-from contract.sample import ACTIONS, INTRINSICS, JSON, MP4, POSES
-
-KINEMATIC_RIGS = ("first_person", "orbit", "fixed")
+from contract.sample import ACTION_DIM, ACTIONS, INTRINSICS, JSON, MP4, POSES
 
 
 @dataclass
@@ -100,32 +98,30 @@ def with_actions(clip: dict, actions: np.ndarray, *, fps: float | None = None) -
 
     Only rigs whose poses are a kinematic rollout of the actions can be re-driven.
     """
-    from contract.manifest import clip_sha256, rollout_poses
+    from contract.manifest import clip_sha256, format_action_string, rollout_poses
 
-    rig = clip["camera"]["rig"]
-    if rig not in KINEMATIC_RIGS:
-        raise UserError(f"clip {clip.get('key')}: camera.rig {rig!r} gets its poses from physics",
+    typed = ResolvedClip.parse(clip)
+    if not typed.kinematic:
+        raise UserError(f"clip {typed.key}: camera.rig {typed.camera.rig!r} gets its poses from physics",
                         hint="evaluate on first_person, orbit or fixed rigs")
     actions = np.asarray(actions, dtype=np.float32)
-    new = copy.deepcopy(clip)
+    new = typed.to_json()
     new["output"]["frames"] = int(len(actions))
+    rate = typed.output.fps if fps is None else float(fps)
     if fps is not None:
         new["output"]["fps"] = int(fps) if float(fps).is_integer() else float(fps)
         new.setdefault("simulation", {})["step"] = 1.0 / float(fps)
     new["actions"]["per_frame"] = [[float(v) for v in row] for row in actions]
     motion = new.get("motion") or {}
     if "actions" in motion:  # keep the written-out action string true to the new actions
-        from contract.manifest import format_action_string
-
         try:
-            motion["actions"] = format_action_string(actions, look_deg_per_frame=float(motion.get("look_deg_per_frame", 3.0)))
+            motion["actions"] = format_action_string(actions, look_deg_per_frame=typed.motion.look_deg_per_frame)
         except ValueError:  # look deltas with no action-string form (e.g. a full turn in a few frames)
             motion.pop("actions")
-    start = np.asarray(new["camera"]["start_camera_to_world"], dtype=np.float64).reshape(4, 4)
-    poses = rollout_poses(actions, start, float(motion.get("speed_mps", 1.4)), float(new["output"]["fps"]), rig=rig,
-                          orbit_target=new["camera"].get("orbit_target"),
-                          sprint_multiplier=float(motion.get("sprint_multiplier", 2.0)),
-                          jump_speed_mps=float(motion.get("jump_speed_mps", 3.5)))
+    target = typed.camera.orbit_target
+    poses = rollout_poses(actions, typed.camera.start_pose, typed.motion.speed_mps, rate, rig=typed.camera.rig,
+                          orbit_target=None if target is None else [float(v) for v in target],
+                          sprint_multiplier=typed.motion.sprint_multiplier, jump_speed_mps=typed.motion.jump_speed_mps)
     new["poses"] = [[round(float(v), 9) + 0.0 for v in pose.reshape(16)] for pose in poses]
     new.pop("sha256", None)
     new["sha256"] = clip_sha256(new)
@@ -138,27 +134,26 @@ def continued_actions(clip: dict, frames: int) -> np.ndarray:
     from contract.manifest.actions import random_walk_string, waypoint_actions
     from contract.manifest.rollout import RolloutParams
 
-    recorded = np.asarray(clip["actions"]["per_frame"], dtype=np.float32).reshape(-1, 8)
+    typed = ResolvedClip.parse(clip)
+    recorded = typed.actions[: typed.output.frames]
     if frames <= len(recorded):
-        return recorded[:frames]
-    motion = clip.get("motion") or {}
-    look = float(motion.get("look_deg_per_frame", 3.0))
-    policy = motion.get("policy")
-    if policy == "random_walk":
-        walk = motion["random_walk"]
-        text = random_walk_string(int(clip["seeds"]["motion"]), frames, dict(walk["weights"]),
-                                  (int(walk["segment_frames"][0]), int(walk["segment_frames"][1])), clip["camera"]["rig"])
+        return np.array(recorded[:frames])
+    motion, camera = typed.motion, typed.camera
+    look = motion.look_deg_per_frame
+    if motion.policy == "random_walk" and motion.random_walk is not None:
+        walk = motion.random_walk
+        text = random_walk_string(int(typed.seeds["motion"]), frames, {str(k): float(v) for k, v in walk["weights"].items()},
+                                  (int(walk["segment_frames"][0]), int(walk["segment_frames"][1])), camera.rig)
         actions = parse_action_string(text, look_deg_per_frame=look, frames=frames)
-    elif policy == "waypoints":
-        eye = clip["camera"]["start_camera_to_world"]
-        params = RolloutParams(float(motion.get("speed_mps", 1.4)), float(clip["output"]["fps"]),
-                               float(motion.get("sprint_multiplier", 2.0)), float(motion.get("jump_speed_mps", 3.5)))
-        actions = waypoint_actions(motion["waypoints"], (eye[3], eye[7], eye[11]), clip["camera"]["start"]["yaw_deg"],
-                                   clip["camera"]["start"].get("pitch_deg", 0.0), frames, params, look)
+    elif motion.policy == "waypoints" and motion.waypoints is not None:
+        eye = camera.start_pose[:3, 3]
+        params = RolloutParams(motion.speed_mps, typed.output.fps, motion.sprint_multiplier, motion.jump_speed_mps)
+        actions = waypoint_actions([list(point) for point in motion.waypoints], (float(eye[0]), float(eye[1]), float(eye[2])),
+                                   camera.start_yaw_deg, camera.start_pitch_deg, frames, params, look)
     else:  # scripted strings and static clips: idle after the recorded end
-        actions = np.concatenate([recorded, np.zeros((frames - len(recorded), 8), np.float32)])
+        actions = np.concatenate([recorded, np.zeros((frames - len(recorded), ACTION_DIM), np.float32)])
     if not np.allclose(actions[:len(recorded)], recorded, atol=1e-5):
-        raise UserError(f"clip {clip.get('key')}: its motion policy does not reproduce the recorded actions",
+        raise UserError(f"clip {typed.key}: its motion policy does not reproduce the recorded actions",
                         hint="the dataset was made by a different version of the resolver; evaluate within the stored length")
     return actions.astype(np.float32)
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from contract.clip import KINEMATIC_RIGS
 from contract.errors import UserError
 from training.eval import camera as cam
 from training.eval import groundtruth, metrics
@@ -86,7 +87,7 @@ def prepare_eval(checkpoint: str | Path, data: str | Path, *, clips: int = 32, s
     for clip in held_out:  # a horizon past the stored clip needs a clip the procedural backend can re-drive
         needed = (frames - 1) * max(1, round(clip.fps / bundle.fps)) + 1
         rig = ((clip.resolved_clip or {}).get("camera") or {}).get("rig")
-        if len(clip.frames) < needed and rig not in groundtruth.KINEMATIC_RIGS:
+        if len(clip.frames) < needed and rig not in KINEMATIC_RIGS:
             why = "has no resolved_clip in its json" if clip.resolved_clip is None else f"uses the {rig!r} rig"
             raise UserError(f"--data {data}: clip {clip.key} has {len(clip.frames)} frames, {seconds:g} s needs {needed}, "
                             f"and it {why}, so the rest cannot be rendered",
@@ -260,7 +261,7 @@ def _revisit(bundle: ModelBundle, clip: EvalClip, kind: str, frames: int, settin
     from training.data import resize_frames
 
     actions = revisit_actions(kind, frames)
-    if clip.resolved_clip is None or clip.resolved_clip["camera"]["rig"] not in groundtruth.KINEMATIC_RIGS:
+    if clip.resolved_clip is None or clip.resolved_clip["camera"]["rig"] not in KINEMATIC_RIGS:
         return {}  # only rigs whose poses follow the actions can be re-driven
     render_clip = groundtruth.with_actions(clip.resolved_clip, actions, fps=bundle.fps)
     truth, poses, _ = groundtruth.render(render_clip)
