@@ -44,12 +44,15 @@ class QualityThresholds:
     frozen_diff: float = 0.001
 
 
+DEFAULT_THRESHOLDS = QualityThresholds()  # the one place the default thresholds are written
+
+
 def luma(frames: np.ndarray) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, H, W) float32 in [0, 1] (BT.601 weights)."""
     return (frames.astype(np.float32) @ _LUMA) / 255.0
 
 
-def black_fraction(y: np.ndarray, thresholds: QualityThresholds = QualityThresholds()) -> float:
+def black_fraction(y: np.ndarray, thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> float:
     dark_share = (y < thresholds.black_pixel_luma).reshape(len(y), -1).mean(axis=1)
     black = (y.reshape(len(y), -1).mean(axis=1) < thresholds.black_luma) & (dark_share >= thresholds.black_pixel_share)
     return float(black.mean())
@@ -62,7 +65,7 @@ def frame_differences(y: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(y, axis=0)).reshape(len(y) - 1, -1).mean(axis=1)
 
 
-def frozen_fraction(differences: np.ndarray, thresholds: QualityThresholds = QualityThresholds()) -> float:
+def frozen_fraction(differences: np.ndarray, thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> float:
     if differences.size == 0:
         return 1.0
     return float((differences < thresholds.frozen_diff).mean())
@@ -100,7 +103,7 @@ def camera_motion(poses: np.ndarray, fps: float) -> dict[str, float]:
     return {"camera_speed_mps": float(steps.mean() * fps), "camera_rotation_dps": float(angles.mean() * fps)}
 
 
-def pixel_scores(frames: np.ndarray, thresholds: QualityThresholds = QualityThresholds()) -> dict[str, float]:
+def pixel_scores(frames: np.ndarray, thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> dict[str, float]:
     """Every pixel-only score of a (T, H, W, 3) uint8 clip (used by generate and curate)."""
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected (T, H, W, 3) frames, got {frames.shape}")
@@ -117,14 +120,14 @@ def pixel_scores(frames: np.ndarray, thresholds: QualityThresholds = QualityThre
 
 
 def clip_scores(frames: np.ndarray, poses: np.ndarray | None, fps: float,
-                thresholds: QualityThresholds = QualityThresholds()) -> dict[str, float]:
+                thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> dict[str, float]:
     scores = pixel_scores(frames, thresholds)
     if poses is not None:
         scores.update(camera_motion(poses, fps))
     return scores
 
 
-def reject_reasons(scores: dict[str, float], thresholds: QualityThresholds = QualityThresholds()) -> list[str]:
+def reject_reasons(scores: dict[str, float], thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> list[str]:
     """Names of the rules a clip breaks (empty list: keep). Order is fixed for stable output."""
     reasons: list[str] = []
     if scores.get("black_fraction", 0.0) > thresholds.max_black_fraction:

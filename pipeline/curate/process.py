@@ -136,6 +136,11 @@ def models_for(config: CurateConfig, with_clip: bool = True) -> Models:
     return _cached_models(config.models.model_dump_json(), config.scores.frames_sampled, config.run.seed, with_clip)
 
 
+def encode_settings(config: CurateConfig) -> EncodeSettings:
+    """The H.264 settings of every curated clip (also what its record says they were)."""
+    return EncodeSettings(crf=config.output.crf, gop=config.output.gop)
+
+
 def excluded_stretches(result: InputResult, config: CurateConfig) -> list[tuple[int, int]]:
     """Frame ranges that belong to no clip besides transitions: black and frozen stretches."""
     ranges = list(result.black_stretches) if config.plan.exclude_black else []
@@ -196,7 +201,7 @@ def process_input(uri: str, config: CurateConfig, *, with_clip: bool = True,
         return result
     fps = config.output.fps or found.fps or 25.0
     models = models_for(config, with_clip) if with_clip or config.models.coca_weights else None
-    settings = EncodeSettings(crf=config.output.crf, gop=config.output.gop)
+    settings = encode_settings(config)
     try:
         for clip_index, clip in enumerate(transcode_clips(uri, analysis.times, plans, geometry, fps, cache)):
             result.clips.append(_curate_clip(result, clip_index, clip, models, settings, config))

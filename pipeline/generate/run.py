@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -377,25 +377,16 @@ def _write_outcome(outcome: _Outcome, config: GenerateConfig, writer: ShardWrite
         if "clip_text_similarity" in outcome.embedding:
             scores["clip_text_similarity"] = float(outcome.embedding["clip_text_similarity"])
     reasons = reject_reasons(scores, config.thresholds.to_thresholds())
-    meta = processed.meta
-    renderer = meta.get("renderer", {})
-    row.update({
-        "status": "rejected" if reasons else "kept", "reason": ",".join(reasons), "error": "",
-        "caption": processed.caption, "domain": meta["domain"], "resolved_sha256": meta["resolved_sha256"],
-        "frames": meta["frames"], "width": meta["width"], "height": meta["height"], "fps": meta["fps"],
-        "renderer": f"{renderer.get('backend', '')} {renderer.get('engine_version', '')}".strip(),
-        "params_json": meta["resolved_clip"], "scores": scores, "embedding": embedding.tolist(),
-    })
+    clip_model = ({"name": config.clip.model, "weights": config.clip.weights or f"random-init(seed={config.clip.seed})"}
+                  if config.clip.enabled else None)
+    record = replace(processed.record, scores=scores, clip_model=clip_model)
+    row = record.index_row(status="rejected" if reasons else "kept", reason=",".join(reasons),
+                           attempts=task.attempts, embedding=embedding.tolist())
     if not reasons:
         members = dict(processed.members)
-        document = dict(meta)
-        document.update({"caption": processed.caption, "scores": scores, "reason": "",
-                         "clip_model": {"name": config.clip.model, "weights": config.clip.weights or
-                                        f"random-init(seed={config.clip.seed})"} if config.clip.enabled else None})
         if embedding.size:
             members[CLIP_EMBEDDING] = encode_npy(embedding)
-        document["members"] = [JSON, *members]
-        members = {JSON: encode_json(document), **members}
+        members = {JSON: encode_json(record.document(list(members))), **members}
         row["shard"] = writer.write(task.key, members)
         row["member_sha256"] = dict(writer.last_member_sha256)
     journal.append(row)
