@@ -14,7 +14,8 @@ from test_curate_helpers import REAL_FOOTAGE as REAL  # noqa: E402
 from test_curate_helpers import curated_real, small_config  # noqa: E402
 
 from pipeline.curate import staging
-from pipeline.curate.run import _process_pending, run_curate
+from pipeline.curate.run import run_curate
+from pipeline.curate.scheduler import process_pending
 from pipeline.encode import decode_mp4
 from pipeline.shards import iter_samples, read_dataset_json, read_index, verify_dataset
 
@@ -119,7 +120,7 @@ def test_resume_processes_each_input_once_and_gives_the_same_bytes(dataset, inpu
     resumed = tmp_path / "resumed"
     resumed.mkdir()
     staging.check_config(resumed, small_config().model_dump_json())
-    assert _process_pending(chosen[:2], resumed, small_config(), show_progress=False, num_cpus=None) == {}  # "interrupted" here
+    assert process_pending(chosen[:2], resumed, small_config(), show_progress=False, num_cpus=None) == {}  # "interrupted" here
     summary = run_curate(chosen, resumed, small_config(), show_progress=False)
     assert summary.processed_now == 1
     assert verify_dataset(resumed).ok

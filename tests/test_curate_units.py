@@ -130,14 +130,14 @@ def test_config_errors_name_the_field(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_a_failing_task_is_retried_then_recorded_as_failed(tmp_path, ray_session):
-    from pipeline.curate.run import _process_pending
+    from pipeline.curate.scheduler import process_pending
 
     frames, _ = concatenate_with_cuts([20], seed=4)
     video = write_video(tmp_path / "ok.mp4", frames)
     broken = tmp_path / "broken_dataset"
     broken.mkdir()
     (broken / "work").write_text("a file where the staging folder should be")  # every stage attempt fails
-    failures = _process_pending([str(video)], broken, small_config(), show_progress=False, num_cpus=None)
+    failures = process_pending([str(video)], broken, small_config(), show_progress=False, num_cpus=None)
     assert list(failures) == [str(video)] and "attempts=3" in failures[str(video)]
 
 

@@ -7,13 +7,12 @@ forever), and reads the actors' busy and CPU seconds for the run's efficiency.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
+from pipeline import ray_runtime
 from pipeline.generate.config import GenerateConfig
+from pipeline.ray_runtime import local_cpus
 
 EventHook = Callable[[str, dict[str, Any]], None]
 
@@ -38,27 +37,21 @@ def render_actor_count(config: GenerateConfig, cpus: float) -> int:
 def ensure_ray(config: GenerateConfig) -> bool:
     """Connect to `ray_address`, reuse a running Ray (tests), or start a local one. True if we started it.
 
-    A local Ray gets `local_ray_cpus` (default: the machine's cores) logical CPUs, raised to what
-    the stages declare when `--workers` asks for more render servers than that: the user chose
-    to oversubscribe, and a stage that cannot be scheduled would wait forever.
+    The CPU rule is `pipeline.ray_runtime.ensure_ray`'s (shared with curate): a local Ray gets
+    `local_ray_cpus` (default: the machine's cores), raised to what the stages declare.
     """
-    from pipeline.ray_runtime import init_ray
-
-    # pipeline/ray_runtime.py: a private local instance unless --ray-address/$RAY_ADDRESS names a cluster
-    cpus = float(config.local_ray_cpus or os.cpu_count() or 1)
+    cpus = float(local_cpus(config.local_ray_cpus))
     needed = stage_cpus(config, render_actor_count(config, cpus))
-    return init_ray(config.ray_address, num_cpus=max(cpus, float(np.ceil(needed))))
+    return ray_runtime.ensure_ray(config.ray_address, cpus=config.local_ray_cpus, at_least=needed)
 
 
 def check_fits(config: GenerateConfig, render_actors: int) -> None:
     """Fail in one line instead of waiting forever for CPUs the cluster does not have."""
-    import ray
-
     from contract.errors import UserError
 
     needed = stage_cpus(config, render_actors)
-    available = float(ray.available_resources().get("CPU", 0.0))
-    if needed > available + 1e-9:
+    available = ray_runtime.cpus_short(needed, free=True)
+    if available is not None:
         raise UserError(
             f"generate: the stages need {needed:g} CPUs ({render_actors} render actors) but Ray has {available:g} free",
             hint="lower --workers, or the resources.* CPUs in the --config file, or add nodes to the cluster",

@@ -4,10 +4,10 @@ Why a loop of its own: it is the part of generate that must hold under failure a
 it is easiest to reason about alone. Backpressure: at most `render_queue` clips wait per render
 actor and at most a window of clips is in flight overall (rendering, processing, or finished
 but waiting for their turn). A failed render goes to the front of the queue again until its
-attempts are spent (`retries` in the config); a processing error is recorded, not retried
-(the same pixels would fail the same way). Finished clips are handed to the writer strictly in
-the order they were pulled (key order), through a small reorder buffer, so shard layout and
-bytes do not depend on which actor finished first.
+attempts are spent (`pipeline.retries.RetryPolicy`, the rule curate uses too); a processing
+error is recorded, not retried (the same pixels would fail the same way). Finished clips are
+handed to the writer strictly in the order they were pulled (key order), through a small
+reorder buffer, so shard layout and bytes do not depend on which actor finished first.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pipeline.generate.config import GenerateConfig
 from pipeline.generate.progress import RunProgress
 from pipeline.generate.records import Outcome
 from pipeline.generate.tasks import ClipTask
+from pipeline.retries import RetryPolicy
 
 EventHook = Callable[[str, dict[str, Any]], None]
 
@@ -40,6 +41,7 @@ def stream(todo: Iterator[ClipTask], config: GenerateConfig, actors: dict[str, l
     window = len(renderers) * config.render_queue + 2 * (len(processors) + len(embedders))
     round_robin = 0
     counts = progress.counts
+    policy = RetryPolicy(config.retries)
 
     def in_flight() -> int:
         return len(rendering) + len(downstream) + len(finished)
@@ -87,7 +89,7 @@ def stream(todo: Iterator[ClipTask], config: GenerateConfig, actors: dict[str, l
                 else:
                     task.errors.append(status["error"])
                     emit("render_failed", {"key": task.key, "attempt": task.attempts, "error": status["error"]})
-                    if task.attempts <= config.retries:
+                    if policy.allows_another(task.attempts):
                         counts.retried += 1
                         retry.appendleft(task)
                     else:
