@@ -20,7 +20,8 @@ from pipeline.curate.inputs import expand_inputs
 from pipeline.curate.plan import plan_clips
 from pipeline.curate.probe import probe
 from pipeline.curate.process import process_input, scene_name
-from pipeline.curate.scores import AestheticHead, motion_score
+from pipeline.curate.scores import AestheticHead
+from pipeline.quality import DEFAULT_THRESHOLDS, motion_score
 from contract.errors import UserError
 
 
@@ -104,10 +105,11 @@ def test_aesthetic_head_is_a_stack_of_linear_layers(tmp_path):
 
 
 def test_motion_separates_still_from_moving():
+    """Curate scores motion with pipeline.quality's one motion score (`pixel_motion`, 0-1 scale)."""
     still = np.repeat(segment_frames(1, 1), 24, axis=0)
     moving = segment_frames(1, 24)
-    assert motion_score(still, 24.0) == 0.0
-    assert motion_score(moving, 24.0) > 0.05
+    assert motion_score(still) == 0.0
+    assert motion_score(moving) > DEFAULT_THRESHOLDS.min_pixel_motion   # not "static"
 
 
 def test_scene_names_are_key_safe():

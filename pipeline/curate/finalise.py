@@ -130,10 +130,9 @@ def finalise(uris: list[str], dataset: Path, config: CurateConfig, failures: dic
     clips.sort(key=lambda item: item[1].key)
     quality_reasons: dict[str, list[str]] = {}
     if config.filters.reject_low_quality:
-        from pipeline.curate.scores import thresholds_from
         from pipeline.quality import reject_reasons
 
-        thresholds = thresholds_from(config.scores)
+        thresholds = config.thresholds.to_thresholds()
         quality_reasons = {c.key: reject_reasons(c.scores, thresholds) for _, c, _ in clips}
     decisions = {}
     if config.dedupe.enabled:  # among clips that pass the quality rules: a rejected clip never wins
