@@ -65,15 +65,16 @@ class ThresholdsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_black_fraction: float = _D.max_black_fraction
-    max_frozen_fraction: float = _D.max_frozen_fraction
-    min_luma_mean: float = _D.min_luma_mean
-    max_luma_mean: float = _D.max_luma_mean
-    max_clipped_fraction: float = _D.max_clipped_fraction
-    min_sharpness: float = _D.min_sharpness
-    min_pixel_motion: float = _D.min_pixel_motion
-    min_camera_speed_mps: float = _D.min_camera_speed_mps
-    min_camera_rotation_dps: float = _D.min_camera_rotation_dps
+    max_black_fraction: float = Field(_D.max_black_fraction, description="black_fraction above: `black`")
+    max_frozen_fraction: float = Field(_D.max_frozen_fraction, description="frozen_fraction above: `frozen`")
+    min_luma_mean: float = Field(_D.min_luma_mean, description="luma_mean below: `dark`")
+    max_luma_mean: float = Field(_D.max_luma_mean, description="luma_mean above: `overexposed`")
+    max_clipped_fraction: float = Field(_D.max_clipped_fraction,
+                                        description="clipped dark + bright pixels above: `clipped`")
+    min_sharpness: float = Field(_D.min_sharpness, description="sharpness below: `blurry`")
+    min_pixel_motion: float = Field(_D.min_pixel_motion, description="pixel_motion below, camera still too: `static`")
+    min_camera_speed_mps: float = Field(_D.min_camera_speed_mps, description="a still camera moves slower than this")
+    min_camera_rotation_dps: float = Field(_D.min_camera_rotation_dps, description="... and turns slower than this")
     black_luma: float = Field(_D.black_luma, ge=0, le=1, description="a black frame's mean luma is below this")
     black_pixel_luma: float = Field(_D.black_pixel_luma, ge=0, le=1,
                                     description="a dark pixel's luma is below this (blackdetect pix_th)")
