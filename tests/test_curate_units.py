@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_curate_helpers import concatenate_with_cuts, segment_frames, small_config, write_video  # noqa: E402
 
 from pipeline.curate.captions import PLACEHOLDER, caption_for
-from pipeline.curate.config import PlanConfig, load_config
+from pipeline.curate.config import PlanConfig, load_curate_config
 from pipeline.curate.inputs import expand_inputs
-from pipeline.curate.plan import plan_clips
+from pipeline.curate.plan import plan_shot_clips
 from pipeline.curate.probe import probe
 from pipeline.curate.process import process_input, scene_name
 from pipeline.curate.scores import AestheticHead
@@ -61,7 +61,7 @@ def test_fsspec_uri_is_probed_and_curated(tmp_path):
 
 def test_plan_trims_at_cuts_drops_short_shots_and_resplits_long_ones():
     times = np.arange(300) / 25.0                       # 12 s at 25 fps
-    plans = plan_clips(times, [100, 110], PlanConfig(min_clip_s=1.0, max_clip_s=3.0, trim_s=0.2))
+    plans = plan_shot_clips(times, [100, 110], PlanConfig(min_clip_s=1.0, max_clip_s=3.0, trim_s=0.2))
     spans = [(p.start, p.end) for p in plans]
     assert spans[:2] == [(0, 48), (48, 95)]            # 0..95 (4 s minus 0.2 s trim) in two <= 3 s parts
     assert all(p.duration_s <= 3.0 + 1e-9 for p in plans)
@@ -121,13 +121,13 @@ def test_config_errors_name_the_field(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("output:\n  fps: -3\n")
     with pytest.raises(UserError, match="output.fps"):
-        load_config(path)
+        load_curate_config(path)
     path.write_text("plan:\n  min_clip_s: 5\n  max_clip_s: 2\n")
     with pytest.raises(UserError, match="max_clip_s"):
-        load_config(path)
+        load_curate_config(path)
     path.write_text("shots:\n  treshold: 3\n")
     with pytest.raises(UserError, match="shots.treshold"):
-        load_config(path)
+        load_curate_config(path)
 
 
 @pytest.mark.timeout(300)

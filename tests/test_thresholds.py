@@ -29,8 +29,8 @@ def test_one_model_with_the_names_and_defaults_of_quality_thresholds() -> None:
 
 
 def test_a_threshold_set_in_either_config_reaches_the_rules(tmp_path: Path) -> None:
-    from pipeline.curate.config import load_config as load_curate
-    from pipeline.generate.config import load_config as load_generate
+    from pipeline.curate.config import load_curate_config as load_curate
+    from pipeline.generate.config import load_generate_config as load_generate
 
     (tmp_path / "g.yaml").write_text("thresholds: {min_sharpness: 7.5, frozen_diff: 0.01}\n")
     (tmp_path / "c.yaml").write_text("thresholds: {min_sharpness: 7.5, frozen_diff: 0.01}\n")
@@ -43,7 +43,7 @@ def test_a_threshold_set_in_either_config_reaches_the_rules(tmp_path: Path) -> N
 
 
 def test_curate_legacy_score_keys_are_aliases_with_one_warning_line(tmp_path: Path, capsys) -> None:
-    from pipeline.curate.config import load_config as load_curate
+    from pipeline.curate.config import load_curate_config as load_curate
 
     path = tmp_path / "old.yaml"
     path.write_text("scores: {black_luma: 0.2, black_fraction: 0.9, frozen_noise: 0.004, frames_sampled: 2}\n")

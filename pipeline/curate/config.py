@@ -157,7 +157,7 @@ class CurateConfig(_Strict):
     run: RunConfig = RunConfig()
 
 
-def load_config(path: str | Path | None) -> CurateConfig:
+def load_curate_config(path: str | Path | None) -> CurateConfig:
     """Read a curate YAML; a mistake becomes one UserError line naming the field."""
     if path is None:
         return CurateConfig()

@@ -21,7 +21,7 @@ import numpy as np
 from pipeline.curate.captions import CocaCaptioner, caption_for
 from pipeline.curate.config import CurateConfig
 from pipeline.curate.inputs import is_remote
-from pipeline.curate.plan import plan_clips
+from pipeline.curate.plan import plan_shot_clips
 from pipeline.curate.probe import probe
 from pipeline.curate.scores import AestheticHead
 from pipeline.curate.shots import analyze_file, black_stretches, frozen_stretches, merge_ranges
@@ -192,7 +192,7 @@ def process_input(uri: str, config: CurateConfig, *, with_clip: bool = True,
     result.black_stretches = black_stretches(analysis, thresholds.black_pixel_luma, thresholds.black_pixel_share)
     if config.plan.exclude_frozen_s is not None:
         result.frozen_stretches = frozen_stretches(analysis, thresholds.frozen_diff, config.plan.exclude_frozen_s)
-    plans = plan_clips(analysis.times, analysis.transitions, config.plan, excluded_stretches(result, config))
+    plans = plan_shot_clips(analysis.times, analysis.transitions, config.plan, excluded_stretches(result, config))
     if not plans:
         cache.frames = None
         result.reason = "too_short"

@@ -86,7 +86,7 @@ class GenerateConfig(_Strict):
         return value
 
 
-def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> GenerateConfig:
+def load_generate_config(path: Path | None, overrides: dict[str, Any] | None = None) -> GenerateConfig:
     """Config from a YAML file (optional) plus command-line overrides; errors name file and field."""
     data: dict[str, Any] = {}
     name = "generate config"
