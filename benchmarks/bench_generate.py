@@ -62,9 +62,9 @@ def serial_baseline(manifest: Path, clip_model: str) -> tuple[float, int]:
 
 
 def pipeline_run(manifest: Path, out: Path, workers: int | None, clip_model: str):
-    from pipeline.generate import load_config, run_generate
+    from pipeline.generate import load_generate_config, run_generate
 
-    config = load_config(None, {"out": str(out), "workers": workers, "overwrite": True, "progress": False,
+    config = load_generate_config(None, {"out": str(out), "workers": workers, "overwrite": True, "progress": False,
                                 "clip": {"model": clip_model, "frames": 4}, "mlflow": {"enabled": False}})
     return run_generate([manifest], config)
 

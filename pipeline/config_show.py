@@ -87,24 +87,24 @@ def _train(config: str | None, sets: tuple[str, ...]) -> tuple[type[BaseModel], 
 def _generate(config: str | None, sets: tuple[str, ...]) -> tuple[type[BaseModel], dict | None, str]:
     from pathlib import Path
 
-    from pipeline.generate.config import GenerateConfig, load_config
+    from pipeline.generate.config import GenerateConfig, load_generate_config
     from training.config import parse_set_options
 
     if config is None and not sets:
         return GenerateConfig, None, "defaults of `worldloom generate --config` (docs/generate.md)"
     overrides = parse_set_options(sets)
-    loaded = load_config(Path(config) if config else None, {})
+    loaded = load_generate_config(Path(config) if config else None, {})
     merged = _merge(loaded.model_dump(mode="json"), overrides)
     return GenerateConfig, GenerateConfig.model_validate(merged).model_dump(mode="json"), f"{config or 'defaults'} resolved"
 
 
 def _curate(config: str | None, sets: tuple[str, ...]) -> tuple[type[BaseModel], dict | None, str]:
-    from pipeline.curate.config import CurateConfig, load_config
+    from pipeline.curate.config import CurateConfig, load_curate_config
     from training.config import parse_set_options
 
     if config is None and not sets:
         return CurateConfig, None, "defaults of `worldloom curate --config` (docs/curate.md)"
-    merged = _merge(load_config(config).model_dump(mode="json"), parse_set_options(sets))
+    merged = _merge(load_curate_config(config).model_dump(mode="json"), parse_set_options(sets))
     return CurateConfig, CurateConfig.model_validate(merged).model_dump(mode="json"), f"{config or 'defaults'} resolved"
 
 

@@ -17,6 +17,7 @@ which keeps auth on and only silences the multi-line banner Ray prints when the 
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 from dataclasses import dataclass
@@ -146,6 +147,34 @@ def init_ray(address: str | None = None, *, num_cpus: float | None = None, **loc
         return True
     join(target)
     return True
+
+
+def local_cpus(requested: int | None = None) -> int:
+    """Logical CPUs of a local Ray a pipeline command starts: what was asked, else the machine's cores."""
+    return int(requested or os.cpu_count() or 1)
+
+
+def ensure_ray(address: str | None, *, cpus: int | None = None, at_least: float = 0.0) -> bool:
+    """Start or join Ray for a pipeline command (generate, curate): `init_ray` with the CPU rule they share.
+
+    A local instance gets `cpus` logical CPUs (default: the machine's cores), raised to `at_least`
+    when the work declares more (generate's `--workers` asking for more render servers than cores):
+    the user chose to oversubscribe, and a task or actor that cannot be scheduled would wait forever.
+    True when this call started or joined Ray (the caller shuts it down), as `init_ray`.
+    """
+    return init_ray(address, num_cpus=max(float(local_cpus(cpus)), float(math.ceil(at_least))))
+
+
+def cpus_short(needed: float, *, free: bool = True) -> float | None:
+    """Ray's CPUs (free ones, or the cluster's total) when they are fewer than `needed`, else None.
+
+    Why: Ray waits forever for resources it does not have; callers turn this into one line.
+    """
+    import ray
+
+    resources = ray.available_resources() if free else ray.cluster_resources()
+    available = float(resources.get("CPU", 0.0))
+    return available if needed > available + 1e-9 else None
 
 
 def join(target: RayTarget) -> None:

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.curate.config import CurateConfig, InputConfig, ShotConfig, load_config
+from pipeline.curate.config import CurateConfig, InputConfig, ShotConfig, load_curate_config
 from pipeline.curate.inputs import expand_inputs
 from pipeline.curate.probe import REJECT_REASONS, probe
 from pipeline.curate.process import process_input
@@ -50,7 +50,7 @@ def test_the_minimum_size_is_configurable(tmp_path):
     config_file = tmp_path / "curate.yaml"
     config_file.write_text("inputs: {min_side_px: 0}\n")
     with pytest.raises(UserError, match="inputs.min_side_px"):
-        load_config(config_file)
+        load_curate_config(config_file)
 
 
 def _loop(folder: Path) -> tuple[Path, Path]:

@@ -14,7 +14,8 @@ from test_curate_helpers import REAL_FOOTAGE as REAL  # noqa: E402
 from test_curate_helpers import curated_real, small_config  # noqa: E402
 
 from pipeline.curate import staging
-from pipeline.curate.run import _process_pending, run_curate
+from pipeline.curate.run import run_curate
+from pipeline.curate.scheduler import process_pending
 from pipeline.encode import decode_mp4
 from pipeline.shards import iter_samples, read_dataset_json, read_index, verify_dataset
 
@@ -53,6 +54,8 @@ def test_dataset_is_complete_and_index_matches_shards(dataset):
     for name in REAL:          # every readable file yields clips, except the two that are all fade
         assert any(u.endswith(name) for u in uris) == (name not in ("fades.mp4", "delayed_start.mp4")), name
     assert set(index["source"]) == {"real"} and set(index["domain"]) == {"real"}
+    # one motion score for real and rendered clips (issue 10): pixel_motion, no curate-only `motion`
+    assert "pixel_motion" in index.columns and "motion" not in index.columns
     from pipeline.curate.scores import AestheticHead
 
     head = AestheticHead(small_config().models.aesthetic_head)
@@ -99,6 +102,9 @@ def test_samples_follow_the_shard_schema_for_real_footage(dataset):
         meta = sample["json"]
         assert set(sample) == {"__key__", "__shard__", "mp4", "json", "clip.npy"}
         assert meta["source"] == "real" and meta["has_poses"] is False and meta["has_actions"] is False
+        # the record generate writes too (contract/record.py): same renderer and encode shapes
+        assert meta["renderer"] == {"backend": "real", "engine_version": "", "protocol_version": ""}
+        assert meta["encode"]["encoder"] == "libx264" and meta["members"][0] == "json"
         assert "poses.npy" in meta["absent"] and "actions.npy" in meta["absent"]
         frames = decode_mp4(sample["mp4"])
         assert frames.shape == (meta["frames"], meta["height"], meta["width"], 3) and meta["height"] == 64
@@ -119,7 +125,7 @@ def test_resume_processes_each_input_once_and_gives_the_same_bytes(dataset, inpu
     resumed = tmp_path / "resumed"
     resumed.mkdir()
     staging.check_config(resumed, small_config().model_dump_json())
-    assert _process_pending(chosen[:2], resumed, small_config(), show_progress=False, num_cpus=None) == {}  # "interrupted" here
+    assert process_pending(chosen[:2], resumed, small_config(), show_progress=False, num_cpus=None) == {}  # "interrupted" here
     summary = run_curate(chosen, resumed, small_config(), show_progress=False)
     assert summary.processed_now == 1
     assert verify_dataset(resumed).ok

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from pipeline.curate.config import CurateConfig, OutputConfig, PlanConfig, ShotConfig
-from pipeline.curate.plan import ClipPlan
+from pipeline.curate.plan import ShotClipPlan
 from pipeline.curate.probe import probe
 from pipeline.curate.process import process_input
 from pipeline.curate.shots import analyze_file
@@ -30,10 +30,10 @@ def curated(folder, name: str):
     return _RESULTS[name]
 
 
-def _plan(times: np.ndarray, start: int, end: int) -> ClipPlan:
+def _plan(times: np.ndarray, start: int, end: int) -> ShotClipPlan:
     step = float(np.median(np.diff(times)))
     end_s = float(times[end]) if end < len(times) else float(times[-1] + step)
-    return ClipPlan(start, end, float(times[start]), end_s, 0)
+    return ShotClipPlan(start, end, float(times[start]), end_s, 0)
 
 
 def _nearest(frames: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ from test_curate_helpers import HEIGHT, WIDTH, segment_frames, write_video  # no
 
 from pipeline.curate.config import CurateConfig, OutputConfig, PlanConfig, ShotConfig
 from pipeline.curate.labelled import build_labelled, match_boundaries, write_labelled
-from pipeline.curate.plan import plan_clips, segments_between
+from pipeline.curate.plan import plan_shot_clips, segments_between
 from pipeline.curate.process import process_input
 from pipeline.curate.shots import analyze_file
 from pipeline.encode import decode_mp4
@@ -139,7 +139,7 @@ def test_plan_keeps_clips_away_from_every_boundary_range():
     times = np.arange(200) / 25.0
     assert segments_between(200, [(50, 50), (80, 95), (90, 100), (150, 160)]) == [(0, 50), (50, 80), (100, 150), (160, 200)]
     config = PlanConfig(min_clip_s=0.2, max_clip_s=10.0, trim_s=0.0, margin_frames=3)
-    spans = [(p.start, p.end) for p in plan_clips(times, [50, (80, 95)], config, excluded=[(150, 160)])]
+    spans = [(p.start, p.end) for p in plan_shot_clips(times, [50, (80, 95)], config, excluded=[(150, 160)])]
     assert spans == [(0, 47), (53, 77), (98, 147), (163, 200)]   # 3 frames from each boundary, none at the file ends
-    trimmed = [(p.start, p.end) for p in plan_clips(times, [(80, 95)], PlanConfig(trim_s=0.2, margin_frames=2))]
+    trimmed = [(p.start, p.end) for p in plan_shot_clips(times, [(80, 95)], PlanConfig(trim_s=0.2, margin_frames=2))]
     assert trimmed == [(0, 75), (100, 200)]                      # 0.2 s = 5 frames beats the 2-frame margin

@@ -15,12 +15,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_curate_helpers import concatenate_with_cuts, segment_frames, small_config, write_video  # noqa: E402
 
 from pipeline.curate.captions import PLACEHOLDER, caption_for
-from pipeline.curate.config import PlanConfig, load_config
+from pipeline.curate.config import PlanConfig, load_curate_config
 from pipeline.curate.inputs import expand_inputs
-from pipeline.curate.plan import plan_clips
+from pipeline.curate.plan import plan_shot_clips
 from pipeline.curate.probe import probe
 from pipeline.curate.process import process_input, scene_name
-from pipeline.curate.scores import AestheticHead, motion_score
+from pipeline.curate.scores import AestheticHead
+from pipeline.quality import DEFAULT_THRESHOLDS, motion_score
 from contract.errors import UserError
 
 
@@ -60,7 +61,7 @@ def test_fsspec_uri_is_probed_and_curated(tmp_path):
 
 def test_plan_trims_at_cuts_drops_short_shots_and_resplits_long_ones():
     times = np.arange(300) / 25.0                       # 12 s at 25 fps
-    plans = plan_clips(times, [100, 110], PlanConfig(min_clip_s=1.0, max_clip_s=3.0, trim_s=0.2))
+    plans = plan_shot_clips(times, [100, 110], PlanConfig(min_clip_s=1.0, max_clip_s=3.0, trim_s=0.2))
     spans = [(p.start, p.end) for p in plans]
     assert spans[:2] == [(0, 48), (48, 95)]            # 0..95 (4 s minus 0.2 s trim) in two <= 3 s parts
     assert all(p.duration_s <= 3.0 + 1e-9 for p in plans)
@@ -104,10 +105,11 @@ def test_aesthetic_head_is_a_stack_of_linear_layers(tmp_path):
 
 
 def test_motion_separates_still_from_moving():
+    """Curate scores motion with pipeline.quality's one motion score (`pixel_motion`, 0-1 scale)."""
     still = np.repeat(segment_frames(1, 1), 24, axis=0)
     moving = segment_frames(1, 24)
-    assert motion_score(still, 24.0) == 0.0
-    assert motion_score(moving, 24.0) > 0.05
+    assert motion_score(still) == 0.0
+    assert motion_score(moving) > DEFAULT_THRESHOLDS.min_pixel_motion   # not "static"
 
 
 def test_scene_names_are_key_safe():
@@ -119,25 +121,25 @@ def test_config_errors_name_the_field(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("output:\n  fps: -3\n")
     with pytest.raises(UserError, match="output.fps"):
-        load_config(path)
+        load_curate_config(path)
     path.write_text("plan:\n  min_clip_s: 5\n  max_clip_s: 2\n")
     with pytest.raises(UserError, match="max_clip_s"):
-        load_config(path)
+        load_curate_config(path)
     path.write_text("shots:\n  treshold: 3\n")
     with pytest.raises(UserError, match="shots.treshold"):
-        load_config(path)
+        load_curate_config(path)
 
 
 @pytest.mark.timeout(300)
 def test_a_failing_task_is_retried_then_recorded_as_failed(tmp_path, ray_session):
-    from pipeline.curate.run import _process_pending
+    from pipeline.curate.scheduler import process_pending
 
     frames, _ = concatenate_with_cuts([20], seed=4)
     video = write_video(tmp_path / "ok.mp4", frames)
     broken = tmp_path / "broken_dataset"
     broken.mkdir()
     (broken / "work").write_text("a file where the staging folder should be")  # every stage attempt fails
-    failures = _process_pending([str(video)], broken, small_config(), show_progress=False, num_cpus=None)
+    failures = process_pending([str(video)], broken, small_config(), show_progress=False, num_cpus=None)
     assert list(failures) == [str(video)] and "attempts=3" in failures[str(video)]
 
 

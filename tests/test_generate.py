@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from pipeline.cli import main as cli_main
-from pipeline.generate import load_config, run_generate
+from pipeline.generate import load_generate_config, run_generate
 from pipeline.shards import DatasetLayout, iter_samples, read_dataset_json, read_index, verify_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def workdir(tmp_path_factory) -> Path:
 
 
 def _config(workdir: Path, out: Path, **overrides):
-    return load_config(workdir / "gen.yaml", {"out": str(out), **overrides})
+    return load_generate_config(workdir / "gen.yaml", {"out": str(out), **overrides})
 
 
 def _mp4_digests(out: Path) -> dict[str, str]:

@@ -45,17 +45,17 @@ def test_tasks_are_in_key_order_and_duplicates_are_refused() -> None:
 
 
 def test_config_overrides_and_errors(tmp_path: Path) -> None:
-    from pipeline.generate import load_config
+    from pipeline.generate import load_generate_config
 
     cfg = tmp_path / "gen.yaml"
     cfg.write_text("workers: 3\nthresholds: {max_black_fraction: 0.9}\n")
-    config = load_config(cfg, {"workers": 1, "out": "x", "endpoints": None})
+    config = load_generate_config(cfg, {"workers": 1, "out": "x", "endpoints": None})
     assert config.workers == 1 and config.thresholds.to_thresholds().max_black_fraction == 0.9
     with pytest.raises(UserError, match="endpoints"):
-        load_config(None, {"endpoints": ["nohostport"]})
+        load_generate_config(None, {"endpoints": ["nohostport"]})
     cfg.write_text("thresholds: {max_blak_fraction: 0.9}\n")
     with pytest.raises(UserError, match="thresholds.max_blak_fraction"):
-        load_config(cfg)
+        load_generate_config(cfg)
 
 
 def test_manifest_endpoints_are_used_and_an_unreal_manifest_without_one_is_refused(tmp_path):

@@ -56,6 +56,7 @@ def test_unknown_column_gets_a_did_you_mean_and_a_real_example():
     assert "aesthetic" not in line  # this index has no aesthetic column: the example must not name it
     assert example_for(["sharpness", "motion"]) == "motion > 0.3 and sharpness > 0.3"
     assert example_for(["domain", "frames"]) == "frames >= 16"
+    assert example_for(["pixel_motion", "sharpness"]) == "pixel_motion > 0.01 and sharpness > 0.3"
 
 
 @pytest.mark.parametrize("weight", ["1e309", "1e-400", "0", "0.0"])

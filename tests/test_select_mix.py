@@ -59,10 +59,10 @@ def test_expression_language_refuses_anything_else_with_one_line(expression):
 def test_select_reshards_matching_clips_byte_for_byte(procedural, tmp_path):
     index = read_index(procedural / "index.parquet")
     kept = index[index["status"] == "kept"]
-    threshold = float(kept["motion"].median())
+    threshold = float(kept["pixel_motion"].median())
     beauty = float(kept["aesthetic"].quantile(0.25))
-    where = f"motion >= {threshold!r} and aesthetic >= {beauty!r} and black_fraction < 0.5"
-    expected = sorted(kept.loc[(kept["motion"] >= threshold) & (kept["aesthetic"] >= beauty)
+    where = f"pixel_motion >= {threshold!r} and aesthetic >= {beauty!r} and black_fraction < 0.5"
+    expected = sorted(kept.loc[(kept["pixel_motion"] >= threshold) & (kept["aesthetic"] >= beauty)
                                & (kept["black_fraction"] < 0.5), "key"])
     assert 0 < len(expected) < len(kept)
     assert selected_keys(procedural, where) == expected
@@ -74,7 +74,7 @@ def test_select_reshards_matching_clips_byte_for_byte(procedural, tmp_path):
     new_index = read_index(out / "index.parquet").set_index("key")
     old_index = kept.set_index("key")
     assert sorted(new_index.index) == expected
-    for column in ("motion", "sharpness", "caption", "params_json", "duplicate_similarity"):
+    for column in ("pixel_motion", "sharpness", "caption", "params_json", "duplicate_similarity"):
         assert new_index[column].equals(old_index.loc[expected, column]), column
     source = {s["__key__"]: s for s in iter_samples(procedural, decode=False)}
     for sample in iter_samples(out, decode=False):
@@ -87,7 +87,7 @@ def test_select_reshards_matching_clips_byte_for_byte(procedural, tmp_path):
 
 def test_select_that_matches_nothing_says_so(procedural, tmp_path):
     with pytest.raises(UserError, match="matches no kept clip"):
-        run_select(procedural, "motion > 1e9", tmp_path / "none")
+        run_select(procedural, "pixel_motion > 1e9", tmp_path / "none")
     assert not (tmp_path / "none").exists()
 
 

@@ -132,11 +132,11 @@ def test_actor_stage_serves_the_same_predictions(ray_session, detector, tmp_path
     import ray
 
     from pipeline.curate.config import CurateConfig, ShotConfig
-    from pipeline.curate.run import _transnet_actors, actor_predictor
+    from pipeline.curate.scheduler import actor_predictor, transnet_actors
     from pipeline.curate.shots import analyze_file
 
     config = CurateConfig(shots=ShotConfig(detector="transnetv2", transnet_placement="actor", transnet_device="cpu"))
-    actors = _transnet_actors(config, pending=3)
+    actors = transnet_actors(config, pending=3)
     try:
         assert len(actors) == 1
         windows = np.random.default_rng(1).integers(0, 256, (1, WINDOW, INPUT_HEIGHT, INPUT_WIDTH, 3), dtype=np.uint8)
@@ -155,6 +155,6 @@ def test_actor_stage_serves_the_same_predictions(ray_session, detector, tmp_path
     finally:
         for actor in actors:
             ray.kill(actor)
-    assert _transnet_actors(CurateConfig(shots=ShotConfig(detector="content", transnet_placement="actor")), 3) == []
+    assert transnet_actors(CurateConfig(shots=ShotConfig(detector="content", transnet_placement="actor")), 3) == []
     if not ray.cluster_resources().get("GPU"):
-        assert _transnet_actors(CurateConfig(shots=ShotConfig(detector="both")), 3) == []   # auto: in the task without GPUs
+        assert transnet_actors(CurateConfig(shots=ShotConfig(detector="both")), 3) == []   # auto: in the task without GPUs

@@ -113,13 +113,13 @@ def test_curate_cli_refuses_a_pickle_clip_checkpoint_in_one_line(tmp_path: Path)
 
 
 def test_generate_refuses_a_pickle_clip_checkpoint_before_any_work(tmp_path: Path) -> None:
-    from pipeline.generate import load_config, run_generate
+    from pipeline.generate import load_generate_config, run_generate
 
     pickled = tmp_path / "open_clip_pytorch_model.bin"
     torch.save({"a": torch.ones(1)}, pickled)
     examples = Path(__file__).resolve().parents[1] / "manifests" / "examples"
     for weights in (str(pickled), f"local-dir:{tmp_path}"):
-        config = load_config(None, {"out": str(tmp_path / "o"), "clip": {"weights": weights}})
+        config = load_generate_config(None, {"out": str(tmp_path / "o"), "clip": {"weights": weights}})
         with pytest.raises(UserError, match=r"generate config clip.weights: .*pickle"):
             run_generate([examples / "quickstart.yaml"], config)
         assert not (tmp_path / "o").exists()

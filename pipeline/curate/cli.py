@@ -36,13 +36,13 @@ def curate(inputs: tuple[str, ...], out: Path, config_path: Path | None, domain:
     """Curate real footage (files, folders, .txt lists, .parquet of paths/URIs) into shards."""
     import re
 
-    from pipeline.curate.config import load_config
+    from pipeline.curate.config import load_curate_config
     from pipeline.curate.run import run_curate
     from contract.errors import UserError
 
     if not re.fullmatch(r"[a-z0-9_]+", domain):
         raise UserError(f"--domain {domain!r}: must match [a-z0-9_]+", hint="e.g. --domain dashcam")
-    config = load_config(config_path)
+    config = load_curate_config(config_path)
     summary = run_curate(list(inputs), out, config, domain=domain, show_progress=not quiet, num_cpus=workers,
                          ray_address=ray_address)
     if summary.already_complete:

@@ -1,17 +1,21 @@
 """Curation settings, loaded from an optional YAML file (`--config curate.yaml`).
 
-Every threshold lives here so that a run is described by one file; the defaults follow the
+Every setting lives here so that a run is described by one file; the defaults follow the
 numbers in docs/curate.md (and the field guide) so a user can compare with other pipelines.
+The quality thresholds are the `thresholds:` section, the same model as generate's
+(`pipeline.quality.ThresholdsConfig`): the same score has the same name in both configs.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import click
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from contract.errors import UserError
+from pipeline.quality import ThresholdsConfig
 
 
 class _Strict(BaseModel):
@@ -62,7 +66,7 @@ class PlanConfig(_Strict):
     exclude_frozen_s: float | None = Field(1.0, gt=0)  # repeated frames held this long belong to no clip (None: keep)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "PlanConfig":
+    def _ordered(self) -> PlanConfig:
         if self.max_clip_s < self.min_clip_s:
             raise ValueError("max_clip_s must be >= min_clip_s")
         return self
@@ -83,10 +87,19 @@ class OutputConfig(_Strict):
 
 
 class ScoreConfig(_Strict):
-    black_luma: float = Field(0.10, ge=0, le=1)       # ffmpeg blackdetect pix_th
-    black_fraction: float = Field(0.98, ge=0, le=1)   # ffmpeg blackdetect pic_th
-    frozen_noise: float = Field(0.001, ge=0)          # ffmpeg freezedetect noise (mean abs diff)
+    """How the model scores sample a clip. What counts as black or frozen, and the gates, are
+    the `thresholds:` section (pipeline.quality.ThresholdsConfig, the same model as generate's)."""
+
     frames_sampled: int = Field(4, ge=1, le=64)       # frames per clip for CLIP scores
+
+
+#: Keys of the old `scores:` section -> the `thresholds:` keys they now are (the same meaning:
+#: `scores.black_luma` set both the frame's mean-luma and the pixel's luma threshold).
+LEGACY_SCORE_KEYS: dict[str, tuple[str, ...]] = {
+    "black_luma": ("black_luma", "black_pixel_luma"),
+    "black_fraction": ("black_pixel_share",),
+    "frozen_noise": ("frozen_diff",),
+}
 
 
 class ModelConfig(_Strict):
@@ -137,13 +150,14 @@ class CurateConfig(_Strict):
     plan: PlanConfig = PlanConfig()
     output: OutputConfig = OutputConfig()
     scores: ScoreConfig = ScoreConfig()
+    thresholds: ThresholdsConfig = ThresholdsConfig()   # gates for filters.reject_low_quality, black/frozen rules
     models: ModelConfig = ModelConfig()
     dedupe: DedupeConfig = DedupeConfig()
     filters: FilterConfig = FilterConfig()
     run: RunConfig = RunConfig()
 
 
-def load_config(path: str | Path | None) -> CurateConfig:
+def load_curate_config(path: str | Path | None) -> CurateConfig:
     """Read a curate YAML; a mistake becomes one UserError line naming the field."""
     if path is None:
         return CurateConfig()
@@ -156,9 +170,41 @@ def load_config(path: str | Path | None) -> CurateConfig:
         raise UserError(f"{path}: not valid YAML ({error})", hint="fix the YAML syntax") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: top level must be a mapping", hint="see docs/curate.md for the keys")
+    data = migrate_legacy_keys(data, str(path))
     try:
         return CurateConfig.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"{path}: field {field}: {first['msg']}", hint="see docs/curate.md for allowed values") from None
+        raise UserError(f"{path}: field {field}: {first['msg']}",
+                        hint="see docs/curate.md for allowed values") from None
+
+
+def migrate_legacy_keys(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """Accept a config written before issue 10: `scores.black_luma`, `scores.black_fraction` and
+    `scores.frozen_noise` become their `thresholds:` keys, with one warning line each.
+
+    Why an alias and not an error: the meaning did not change, only the name (the old
+    `scores.black_fraction` was the share of dark *pixels*, not the `black_fraction` score), so a
+    working config keeps working and says what to write instead. Both spellings at once is an error.
+    """
+    scores = data.get("scores")
+    if not isinstance(scores, dict) or not set(scores) & set(LEGACY_SCORE_KEYS):
+        return data
+    data = {**data, "scores": dict(scores)}
+    thresholds = data.get("thresholds")
+    thresholds = dict(thresholds) if isinstance(thresholds, dict) else {}
+    for old, new_keys in LEGACY_SCORE_KEYS.items():
+        if old not in data["scores"]:
+            continue
+        value = data["scores"].pop(old)
+        clash = [key for key in new_keys if key in thresholds]
+        if clash:
+            raise UserError(f"{name}: scores.{old} and thresholds.{clash[0]} are the same setting",
+                            hint=f"keep thresholds.{clash[0]} only (scores.{old} is its old name)")
+        for key in new_keys:
+            thresholds[key] = value
+        click.secho(f"warning: {name}: scores.{old} is deprecated, write "
+                    f"{' and '.join('thresholds.' + key for key in new_keys)} instead", fg="yellow", err=True)
+    data["thresholds"] = thresholds
+    return data

@@ -28,7 +28,9 @@ _COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.
 MAX_EXPRESSION_CHARS = 2_000
 MAX_DEPTH = 40
 _HIDDEN_COLUMNS = ("embedding", "score_names", "params_json")
-_EXAMPLE_PREFERENCE = ("motion", "sharpness", "aesthetic", "clip_text_similarity", "frames")
+# `motion`: datasets curated before issue 10 (pixel_motion is the one motion score now)
+_EXAMPLE_PREFERENCE = ("pixel_motion", "motion", "sharpness", "aesthetic", "clip_text_similarity", "frames")
+_EXAMPLE_RULE = {"pixel_motion": "pixel_motion > 0.01", "frames": "frames >= 16"}
 _ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
@@ -44,11 +46,11 @@ def _shown(expression: str) -> str:
 def example_for(columns: list[str] | None) -> str:
     """A --where example that uses columns this index really has (never one it lacks)."""
     if not columns:
-        return "motion > 0.3"
+        return "pixel_motion > 0.01"
     numeric = [name for name in _EXAMPLE_PREFERENCE if name in columns]
     if not numeric:
         return f"{columns[0]} == ..."
-    parts = [f"{name} > 0.3" if name != "frames" else "frames >= 16" for name in numeric[:2]]
+    parts = [_EXAMPLE_RULE.get(name, f"{name} > 0.3") for name in numeric[:2]]
     return " and ".join(parts)
 
 

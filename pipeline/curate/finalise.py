@@ -18,13 +18,22 @@ from typing import Any
 
 import numpy as np
 
-from contract.sample import ABSENT_IN_REAL_CLIPS, CLIP_EMBEDDING, JSON, MP4
+from contract.record import REAL_UNITS, RealOrigin, Renderer, SampleRecord
+from contract.sample import CLIP_EMBEDDING, JSON, MP4
 from pipeline.curate import staging
 from pipeline.curate.config import CurateConfig
 from pipeline.curate.dedupe import DedupeItem, dedupe
-from pipeline.curate.process import CuratedClip, InputResult, source_params
-from pipeline.shards import (DatasetLayout, ShardWriter, code_version, encode_json, encode_npy, key_path,
-                             write_dataset_json, write_index)
+from pipeline.curate.process import CuratedClip, InputResult, encode_settings, source_params
+from pipeline.shards import (
+    DatasetLayout,
+    ShardWriter,
+    code_version,
+    encode_json,
+    encode_npy,
+    key_path,
+    write_dataset_json,
+    write_index,
+)
 
 REJECTS_FILE = "rejects.parquet"
 
@@ -59,38 +68,21 @@ def _failed_result(uri: str, error: str, attempts: int) -> InputResult:
     return result
 
 
-def _clip_row(result: InputResult, clip: CuratedClip, *, domain: str, status: str, reason: str,
-              shard: str, extra_params: dict[str, Any]) -> dict[str, Any]:
+def clip_record(result: InputResult, clip: CuratedClip, *, domain: str, config: CurateConfig,
+                clip_model: dict[str, Any], extra_params: dict[str, Any]) -> SampleRecord:
+    """The sample record of one curated clip (contract/record.py: the same fields as generate's)."""
     params = json.loads(source_params(result, clip))
     params.update(extra_params)
     scores = dict(clip.scores)
     scores["caption_is_placeholder"] = 1.0 if clip.caption_source == "placeholder" else 0.0
-    return {
-        "key": clip.key, "status": status, "shard": shard, "reason": reason, "error": "", "attempts": 1,
-        "caption": clip.caption, "source": "real", "domain": domain,
-        "manifest_name": "", "manifest_sha256": "", "resolved_sha256": result.sha256,
-        "scene": result.scene, "clip_index": clip.clip_index, "frames": clip.frames,
-        "width": clip.width, "height": clip.height, "fps": clip.fps, "renderer": "real",
-        "params_json": params, "embedding": [float(v) for v in clip.embedding], "scores": scores,
-    }
-
-
-def _json_member(row: dict[str, Any], clip: CuratedClip, config: CurateConfig, clip_model: dict[str, Any]) -> bytes:
-    members = [MP4, JSON] + ([CLIP_EMBEDDING] if clip.embedding else [])
-    return encode_json({
-        "key": row["key"], "source": "real", "domain": row["domain"], "caption": row["caption"],
-        "caption_source": clip.caption_source, "scores": row["scores"], "reason": "",
-        "manifest_name": "", "manifest_sha256": "", "resolved_sha256": row["resolved_sha256"],
-        "scene": row["scene"], "clip_index": row["clip_index"], "seeds": {},
-        "fps": row["fps"], "width": row["width"], "height": row["height"], "frames": row["frames"],
-        "renderer": {"backend": "real", "engine_version": "", "server_id": ""},
-        "encode": {"codec": "h264", "crf": config.output.crf, "gop": config.output.gop, "pix_fmt": "yuv420p"},
-        "clip_model": clip_model, "origin": row["params_json"],
-        "black_stretches": [list(s) for s in clip.black_stretches],
-        "has_poses": False, "has_actions": False, "absent": list(ABSENT_IN_REAL_CLIPS),
-        "units": {"black_stretches": "source frame ranges [start, end)", "origin.start_s": "seconds from the first frame"},
-        "members": members,
-    })
+    return SampleRecord(
+        key=clip.key, origin=RealOrigin(params=params, caption_source=clip.caption_source,
+                                        black_stretches=clip.black_stretches),
+        domain=domain, caption=clip.caption, scene=result.scene, clip_index=clip.clip_index,
+        fps=clip.fps, width=clip.width, height=clip.height, frames=clip.frames,
+        renderer=Renderer(backend="real"), encode=encode_settings(config).describe(),
+        resolved_sha256=result.sha256, scores=scores, clip_model=clip_model, units=REAL_UNITS,
+    )
 
 
 def _write_rejects(path: Path, results: list[InputResult]) -> None:
@@ -138,10 +130,9 @@ def finalise(uris: list[str], dataset: Path, config: CurateConfig, failures: dic
     clips.sort(key=lambda item: item[1].key)
     quality_reasons: dict[str, list[str]] = {}
     if config.filters.reject_low_quality:
-        from pipeline.curate.scores import thresholds_from
         from pipeline.quality import reject_reasons
 
-        thresholds = thresholds_from(config.scores)
+        thresholds = config.thresholds.to_thresholds()
         quality_reasons = {c.key: reject_reasons(c.scores, thresholds) for _, c, _ in clips}
     decisions = {}
     if config.dedupe.enabled:  # among clips that pass the quality rules: a rejected clip never wins
@@ -163,13 +154,15 @@ def finalise(uris: list[str], dataset: Path, config: CurateConfig, failures: dic
                 reasons.append("duplicate")
                 extra["duplicate_of"] = decision.duplicate_of
         status = "rejected" if reasons else "kept"
-        row = _clip_row(result, clip, domain=domain, status=status, reason=",".join(reasons), shard="", extra_params=extra)
+        record = clip_record(result, clip, domain=domain, config=config, clip_model=clip_model, extra_params=extra)
+        row = record.index_row(status=status, reason=",".join(reasons),
+                               embedding=[float(v) for v in clip.embedding])
         if status == "kept":
             assert folder is not None
-            members = {MP4: key_path(folder, clip.key, ".mp4", where=str(folder)).read_bytes(),
-                       JSON: _json_member(row, clip, config, clip_model)}
+            members = {MP4: key_path(folder, clip.key, ".mp4", where=str(folder)).read_bytes()}
             if clip.embedding:
                 members[CLIP_EMBEDDING] = encode_npy(np.asarray(clip.embedding, np.float32))
+            members = {JSON: encode_json(record.document(list(members))), **members}
             row["shard"] = writer.write(clip.key, members)
             row["member_sha256"] = dict(writer.last_member_sha256)
         rows.append(row)
@@ -177,11 +170,13 @@ def finalise(uris: list[str], dataset: Path, config: CurateConfig, failures: dic
     write_index(layout.index_path, rows)
     _write_rejects(layout.root / REJECTS_FILE, [r for r, _ in results])
     summary.inputs = len(uris)
-    summary.inputs_rejected = dict(sorted(Counter(r.reason for r, _ in results if r.reason and r.reason != "failed").items()))
+    input_reasons = Counter(r.reason for r, _ in results if r.reason and r.reason != "failed")
+    summary.inputs_rejected = dict(sorted(input_reasons.items()))
     summary.inputs_failed = sum(1 for r, _ in results if r.reason == "failed")
     summary.clips = len(rows)
     summary.kept = sum(1 for r in rows if r["status"] == "kept")
-    summary.rejected_by_reason = dict(sorted(Counter(reason for r in rows for reason in r["reason"].split(",") if reason).items()))
+    clip_reasons = Counter(reason for r in rows for reason in r["reason"].split(",") if reason)
+    summary.rejected_by_reason = dict(sorted(clip_reasons.items()))
     summary.shards = len(writer.committed)
     summary.video_seconds = float(sum(r.duration_s for r, _ in results))
     summary.wall_s = time.perf_counter() - started
@@ -207,7 +202,8 @@ def _dataset_document(uris: list[str], results: list[tuple[InputResult, Path | N
                     "frozen_stretches": [list(s) for s in r.frozen_stretches]} for r, _ in results],
         "input_list": uris,
         "config": json.loads(config.model_dump_json()),
-        "counts": {"requested": summary.clips, "kept": summary.kept, "rejected": summary.clips - summary.kept, "failed": 0,
+        "counts": {"requested": summary.clips, "kept": summary.kept, "rejected": summary.clips - summary.kept,
+                   "failed": 0,
                    "inputs": summary.inputs, "inputs_rejected": sum(summary.inputs_rejected.values()),
                    "inputs_failed": summary.inputs_failed},
         "rejects_by_reason": summary.rejected_by_reason,

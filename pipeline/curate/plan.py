@@ -24,7 +24,10 @@ from pipeline.curate.config import PlanConfig
 
 
 @dataclass(frozen=True)
-class ClipPlan:
+class ShotClipPlan:
+    """One clip planned inside one shot of a source video (named apart from the render plans of
+    the Unreal backend: this is a frame range of real footage, not something to render)."""
+
     start: int            # first source frame (inclusive)
     end: int              # last source frame (exclusive)
     start_s: float
@@ -68,8 +71,8 @@ def _as_range(boundary: int | tuple[int, int]) -> tuple[int, int]:
     return int(boundary), int(boundary)
 
 
-def plan_clips(times: np.ndarray, boundaries: list[int] | list[tuple[int, int]], config: PlanConfig,
-               excluded: list[tuple[int, int]] = ()) -> list[ClipPlan]:
+def plan_shot_clips(times: np.ndarray, boundaries: list[int] | list[tuple[int, int]], config: PlanConfig,
+                    excluded: list[tuple[int, int]] = ()) -> list[ShotClipPlan]:
     """Clips between `boundaries` (hard-cut frame indices or `[start, end)` transition ranges)
     and outside `excluded` ranges; see the module docstring."""
     count = int(times.size)
@@ -77,7 +80,7 @@ def plan_clips(times: np.ndarray, boundaries: list[int] | list[tuple[int, int]],
         return []
     ends = frame_end_times(times)
     ranges = [_as_range(b) for b in boundaries] + [_as_range(e) for e in excluded]
-    plans: list[ClipPlan] = []
+    plans: list[ShotClipPlan] = []
     for shot, (first, stop) in enumerate(segments_between(count, ranges)):
         start, end = first, stop
         if first > 0:                                # a boundary precedes this segment
@@ -101,5 +104,5 @@ def plan_clips(times: np.ndarray, boundaries: list[int] | list[tuple[int, int]],
         cut_points.append(end)
         for a, b in zip(cut_points[:-1], cut_points[1:]):
             if b > a:
-                plans.append(ClipPlan(a, b, float(times[a]), float(ends[b - 1]), shot))
+                plans.append(ShotClipPlan(a, b, float(times[a]), float(ends[b - 1]), shot))
     return plans

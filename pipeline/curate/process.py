@@ -21,13 +21,14 @@ import numpy as np
 from pipeline.curate.captions import CocaCaptioner, caption_for
 from pipeline.curate.config import CurateConfig
 from pipeline.curate.inputs import is_remote
-from pipeline.curate.plan import plan_clips
+from pipeline.curate.plan import plan_shot_clips
 from pipeline.curate.probe import probe
-from pipeline.curate.scores import AestheticHead, clip_pixel_scores
+from pipeline.curate.scores import AestheticHead
 from pipeline.curate.shots import analyze_file, black_stretches, frozen_stretches, merge_ranges
-from pipeline.curate.transnet import WindowPredictor
 from pipeline.curate.transcode import FrameCache, TranscodedClip, output_geometry, transcode_clips
+from pipeline.curate.transnet import WindowPredictor
 from pipeline.encode import EncodeSettings, encode_mp4
+from pipeline.quality import pixel_scores
 
 
 @dataclass
@@ -136,6 +137,11 @@ def models_for(config: CurateConfig, with_clip: bool = True) -> Models:
     return _cached_models(config.models.model_dump_json(), config.scores.frames_sampled, config.run.seed, with_clip)
 
 
+def encode_settings(config: CurateConfig) -> EncodeSettings:
+    """The H.264 settings of every curated clip (also what its record says they were)."""
+    return EncodeSettings(crf=config.output.crf, gop=config.output.gop)
+
+
 def excluded_stretches(result: InputResult, config: CurateConfig) -> list[tuple[int, int]]:
     """Frame ranges that belong to no clip besides transitions: black and frozen stretches."""
     ranges = list(result.black_stretches) if config.plan.exclude_black else []
@@ -182,21 +188,23 @@ def process_input(uri: str, config: CurateConfig, *, with_clip: bool = True,
     result.detector = analysis.detector
     result.transitions = list(analysis.transitions)
     result.cuts = [end for _, end in analysis.transitions]
-    result.black_stretches = black_stretches(analysis, config.scores.black_luma, config.scores.black_fraction)
+    thresholds = config.thresholds
+    result.black_stretches = black_stretches(analysis, thresholds.black_pixel_luma, thresholds.black_pixel_share)
     if config.plan.exclude_frozen_s is not None:
-        result.frozen_stretches = frozen_stretches(analysis, config.scores.frozen_noise, config.plan.exclude_frozen_s)
-    plans = plan_clips(analysis.times, analysis.transitions, config.plan, excluded_stretches(result, config))
+        result.frozen_stretches = frozen_stretches(analysis, thresholds.frozen_diff, config.plan.exclude_frozen_s)
+    plans = plan_shot_clips(analysis.times, analysis.transitions, config.plan, excluded_stretches(result, config))
     if not plans:
         cache.frames = None
         result.reason = "too_short"
         excluded = sum(b - a for a, b in merge_ranges(result.transitions + excluded_stretches(result, config), gap=0))
-        result.detail = (f"no shot of at least plan.min_clip_s={config.plan.min_clip_s} s (file is {result.duration_s:.2f} s; "
+        result.detail = (f"no shot of at least plan.min_clip_s={config.plan.min_clip_s} s "
+                         f"(file is {result.duration_s:.2f} s; "
                          f"{excluded} of {analysis.frame_count} frames are transitions, black or frozen)")
         result.seconds = time.perf_counter() - started
         return result
     fps = config.output.fps or found.fps or 25.0
     models = models_for(config, with_clip) if with_clip or config.models.coca_weights else None
-    settings = EncodeSettings(crf=config.output.crf, gop=config.output.gop)
+    settings = encode_settings(config)
     try:
         for clip_index, clip in enumerate(transcode_clips(uri, analysis.times, plans, geometry, fps, cache)):
             result.clips.append(_curate_clip(result, clip_index, clip, models, settings, config))
@@ -210,7 +218,7 @@ def _curate_clip(result: InputResult, clip_index: int, clip: TranscodedClip, mod
                  settings: EncodeSettings, config: CurateConfig) -> CuratedClip:
     """Scores, caption, embedding and H.264 bytes of one transcoded clip."""
     frames, plan, fps = clip.frames, clip.plan, clip.fps
-    scores = clip_pixel_scores(frames, fps, config.scores)
+    scores = pixel_scores(frames, config.thresholds.to_thresholds())
     caption = caption_for(result.uri, frames, models.captioner if models else None)
     embedding: list[float] = []
     if models is not None and models.embedder is not None:

@@ -1,54 +1,20 @@
-"""Clip scores for real footage.
+"""Model scores for real footage, on top of `pipeline.quality`'s pixel scores.
 
-Pixel scores (black, frozen, exposure, sharpness, pixel motion) come from `pipeline.quality`
-so curated and generated clips are scored identically. Added here:
+Pixel scores (black, frozen, exposure, sharpness, and the one motion score `pixel_motion`) come
+from `pipeline.quality` with the config's `thresholds:` (the model generate uses), so curated
+and generated clips are scored identically. Added here:
 
-* `motion`: mean absolute luma difference between frames 1/4 s apart (up to 16 pairs), on a 0-1 scale and
-  multiplied by 10 so that typical handheld footage lands near 0.1-1 (a static shot ~0.01).
-  Frame-rate independent, unlike consecutive-frame differences.
 * `aesthetic`: a LAION-style MLP head (local .safetensors file) on the L2-normalised CLIP embedding,
   1-10 scale; absent (null) without a head file.
 * `clip_text_similarity`: cosine between the clip embedding and the caption's text
   embedding, only for captions that are not placeholders.
+
+Curate's former `motion` score (frames 1/4 s apart, x 10) is gone (issue 10): it measured what
+`pixel_motion` measures on another scale.
 """
 from __future__ import annotations
 
 import numpy as np
-
-from pipeline.curate.config import ScoreConfig
-from pipeline.quality import QualityThresholds, luma, pixel_scores
-
-MOTION_GAP_S = 0.25
-MOTION_SCALE = 10.0
-
-
-def thresholds_from(config: ScoreConfig) -> QualityThresholds:
-    return QualityThresholds(
-        black_luma=config.black_luma,
-        black_pixel_luma=config.black_luma,
-        black_pixel_share=config.black_fraction,
-        frozen_diff=config.frozen_noise,
-    )
-
-
-def motion_score(frames: np.ndarray, fps: float, pairs: int = 16) -> float:
-    """Mean absolute luma difference between frames MOTION_GAP_S apart, x MOTION_SCALE.
-
-    Uses at most `pairs` evenly spaced frame pairs: the mean converges quickly and the clip
-    is not converted to luma a second time.
-    """
-    if len(frames) < 2:
-        return 0.0
-    gap = min(max(1, int(round(MOTION_GAP_S * fps))), len(frames) - 1)
-    starts = np.unique(np.linspace(0, len(frames) - 1 - gap, min(pairs, len(frames) - gap)).round().astype(int))
-    difference = np.abs(luma(frames[starts + gap]) - luma(frames[starts]))
-    return float(difference.mean() * MOTION_SCALE)
-
-
-def clip_pixel_scores(frames: np.ndarray, fps: float, config: ScoreConfig) -> dict[str, float]:
-    scores = pixel_scores(frames, thresholds_from(config))
-    scores["motion"] = motion_score(frames, fps)
-    return scores
 
 
 def sample_frames(frames: np.ndarray, count: int) -> np.ndarray:
@@ -69,8 +35,8 @@ class AestheticHead:
     def __init__(self, path: str, *, expected_dim: int | None = None) -> None:
         import re
 
-        from model.weights_file import WeightsFileError, load_state_dict
         from contract.errors import UserError
+        from model.weights_file import WeightsFileError, load_state_dict
 
         try:
             state = load_state_dict(path)
@@ -86,7 +52,8 @@ class AestheticHead:
             raise UserError(f"{path}: no linear layers found", hint="expected keys like layers.0.weight")
         if expected_dim is not None and self.layers[0][0].shape[1] != expected_dim:
             raise UserError(
-                f"{path}: aesthetic head takes {self.layers[0][0].shape[1]}-d embeddings but the CLIP model gives {expected_dim}",
+                f"{path}: aesthetic head takes {self.layers[0][0].shape[1]}-d embeddings "
+                f"but the CLIP model gives {expected_dim}",
                 hint="use the head trained for models.clip_model",
             )
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.curate.config import OutputConfig
-from pipeline.curate.plan import ClipPlan
+from pipeline.curate.plan import ShotClipPlan
 from pipeline.curate.video import iter_frames, new_reformatter, rotation_quarter_turns, to_rgb
 
 
@@ -62,7 +62,7 @@ def output_geometry(stored_width: int, stored_height: int, rotation_deg: int, co
     return OutputGeometry(stored_scale[0], stored_scale[1], turns, crop_x, crop_y, width, height)
 
 
-def select_source_frames(times: np.ndarray, plan: ClipPlan, fps: float) -> np.ndarray:
+def select_source_frames(times: np.ndarray, plan: ShotClipPlan, fps: float) -> np.ndarray:
     """Source frame index for every output frame of `plan` at `fps`.
 
     Output frame k shows the frame on screen at `start + k / fps`: the latest source frame
@@ -79,7 +79,7 @@ def select_source_frames(times: np.ndarray, plan: ClipPlan, fps: float) -> np.nd
 
 @dataclass
 class TranscodedClip:
-    plan: ClipPlan
+    plan: ShotClipPlan
     frames: np.ndarray          # (T, H, W, 3) uint8, display orientation
     source_indices: np.ndarray  # (T,) source frame shown by each output frame
     fps: float
@@ -116,7 +116,7 @@ def output_frame(frame, geometry: OutputGeometry, scaler=None) -> np.ndarray:
 def transcode_clips(
     uri: str,
     times: np.ndarray,
-    plans: list[ClipPlan],
+    plans: list[ShotClipPlan],
     geometry: OutputGeometry,
     fps: float,
     cache: FrameCache | None = None,

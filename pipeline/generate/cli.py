@@ -23,7 +23,7 @@ def generate(manifests: tuple[Path, ...], out: Path, config_path: Path | None, r
              no_mlflow: bool, no_progress: bool) -> None:
     """Render scene MANIFESTs (files, or example names such as quickstart) into a WebDataset
     dataset at --out (resumes unless --overwrite)."""
-    from pipeline.generate.config import load_config
+    from pipeline.generate.config import load_generate_config
     from pipeline.generate.run import run_generate
     from contract.manifest.packaged import find_manifest
 
@@ -31,7 +31,7 @@ def generate(manifests: tuple[Path, ...], out: Path, config_path: Path | None, r
 
     overrides = {"out": str(out), "ray_address": ray_address, "workers": workers, "shard_max_bytes": shard_max_bytes,
                  "endpoints": list(endpoints) or None, "overwrite": overwrite or None}
-    config = load_config(config_path, overrides)
+    config = load_generate_config(config_path, overrides)
     if no_mlflow:
         config.mlflow.enabled = False
     if no_progress:

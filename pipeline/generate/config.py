@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 from typing import Any
 
@@ -10,31 +9,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from contract.errors import UserError
-from pipeline.quality import QualityThresholds
+from pipeline.quality import ThresholdsConfig  # shared with curate: one thresholds model
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-_QUALITY = QualityThresholds()  # the one place the default thresholds are written
-
-
-class ThresholdsConfig(_Strict):
-    """The keep/reject gates a user may set in the config; defaults come from QualityThresholds."""
-
-    max_black_fraction: float = _QUALITY.max_black_fraction
-    max_frozen_fraction: float = _QUALITY.max_frozen_fraction
-    min_luma_mean: float = _QUALITY.min_luma_mean
-    max_luma_mean: float = _QUALITY.max_luma_mean
-    max_clipped_fraction: float = _QUALITY.max_clipped_fraction
-    min_sharpness: float = _QUALITY.min_sharpness
-    min_pixel_motion: float = _QUALITY.min_pixel_motion
-    min_camera_speed_mps: float = _QUALITY.min_camera_speed_mps
-    min_camera_rotation_dps: float = _QUALITY.min_camera_rotation_dps
-
-    def to_thresholds(self) -> QualityThresholds:
-        return QualityThresholds(**self.model_dump())
 
 
 class EncodeConfig(_Strict):
@@ -75,21 +54,25 @@ class GenerateConfig(_Strict):
     clip: ClipConfig = ClipConfig()
     resources: StageResources = StageResources()
     mlflow: MlflowConfig = MlflowConfig()
-    workers: int | None = Field(None, ge=1, description="procedural render servers; default one per CPU left after the light stages")
+    workers: int | None = Field(None, ge=1,
+                                description="procedural render servers; default one per CPU the light stages leave")
     process_workers: int = Field(1, ge=1)
     embed_workers: int = Field(1, ge=1)
     retries: int = Field(2, ge=0, description="extra render attempts per clip")
     endpoints: list[str] = []
     auth_token: str | None = Field(default_factory=lambda: os.environ.get("WORLDLOOM_AUTH_TOKEN") or None,
                                    exclude=True, repr=False,  # a secret: never in dataset.json or MLflow
-                                   description="token for render servers bound beyond loopback; default $WORLDLOOM_AUTH_TOKEN")
+                                   description="token for render servers bound beyond loopback; "
+                                               "default $WORLDLOOM_AUTH_TOKEN")
     ray_address: str | None = None
-    local_ray_cpus: int | None = Field(None, ge=1, description="CPUs of a Ray started by generate; default os.cpu_count()")
+    local_ray_cpus: int | None = Field(None, ge=1,
+                                       description="CPUs of a Ray started by generate; default os.cpu_count()")
     passes: list[str] | None = None   # None: the passes each resolved clip asks for
     render_queue: int = Field(2, ge=1, description="clips queued per render actor (1 rendering + backlog)")
     client_idle_timeout_s: float = 30.0
     client_connect_timeout_s: float = 5.0
-    client_max_retries: int = Field(1, ge=0, description="in-clip reconnects by the gRPC client before the clip is retried")
+    client_max_retries: int = Field(1, ge=0,
+                                    description="in-clip reconnects by the gRPC client before the clip is retried")
     overwrite: bool = False
     progress: bool = True
 
@@ -103,7 +86,7 @@ class GenerateConfig(_Strict):
         return value
 
 
-def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> GenerateConfig:
+def load_generate_config(path: Path | None, overrides: dict[str, Any] | None = None) -> GenerateConfig:
     """Config from a YAML file (optional) plus command-line overrides; errors name file and field."""
     data: dict[str, Any] = {}
     name = "generate config"
@@ -127,4 +110,5 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> G
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "(root)"
-        raise UserError(f"{name}: field {field}: {first['msg']}", hint="see docs/generate.md for the config fields") from None
+        raise UserError(f"{name}: field {field}: {first['msg']}",
+                        hint="see docs/generate.md for the config fields") from None

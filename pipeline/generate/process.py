@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from contract.sample import ACTION_KEYS, ACTIONS, DEPTH, INTRINSICS, MP4, POSES, SEGMENTATION, UNITS
+from contract.record import Renderer, SampleRecord, SyntheticOrigin
+from contract.sample import ACTIONS, DEPTH, INTRINSICS, MP4, POSES, SEGMENTATION
 from pipeline.encode import EncodeSettings, encode_mp4
-from pipeline.quality import QualityThresholds, clip_scores
+from pipeline.quality import DEFAULT_THRESHOLDS, QualityThresholds, clip_scores
 from pipeline.shards import encode_npy, encode_npz
 
 
@@ -30,7 +31,7 @@ class RenderedPayload:
     actions: np.ndarray               # (T, 8) float32
     depth: np.ndarray | None = None   # (T, H, W) float32 metres
     segmentation: np.ndarray | None = None  # (T, H, W) int32
-    renderer: dict[str, str] = field(default_factory=dict)  # backend, engine_version, server_id
+    renderer: dict[str, str] = field(default_factory=dict)  # backend, engine_version, protocol_version
     render_seconds: float = 0.0
 
 
@@ -40,7 +41,7 @@ class ProcessedClip:
     members: dict[str, bytes]
     scores: dict[str, float]
     caption: str
-    meta: dict[str, Any]
+    record: SampleRecord              # the JSON member and index row, less the driver's embedding
     thumbnail: np.ndarray             # (h, w, 3) uint8, middle frame, for contact sheets
     frames: int
 
@@ -63,7 +64,7 @@ def caption_for(clip: dict[str, Any], payload: RenderedPayload) -> str:
 
 
 def process_clip(payload: RenderedPayload, settings: EncodeSettings,
-                 thresholds: QualityThresholds = QualityThresholds()) -> ProcessedClip:
+                 thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> ProcessedClip:
     clip = payload.resolved_clip
     output = clip.get("output", {})
     fps = float(output.get("fps", 16))
@@ -82,30 +83,28 @@ def process_clip(payload: RenderedPayload, settings: EncodeSettings,
         members[SEGMENTATION] = encode_npz(segmentation=payload.segmentation.astype(np.int32))
     scores = clip_scores(rgb, payload.camera_to_world, fps, thresholds)
     caption = caption_for(clip, payload)
-    meta = {
-        "key": payload.key,
-        "source": "synthetic",
-        "domain": payload.renderer.get("backend", "unknown"),
-        "manifest_name": clip.get("manifest_name", ""),
-        "manifest_sha256": clip.get("manifest_sha256", ""),
-        "resolved_sha256": payload.resolved_sha256,
-        "scene": clip.get("scene", ""),
-        "clip_index": int(clip.get("clip_index", 0)),
-        "seeds": clip.get("seeds", {}),
-        "fps": fps,
-        "width": width,
-        "height": height,
-        "frames": frames,
-        "renderer": payload.renderer,
-        "encode": settings.describe(),
-        "action_keys": list(ACTION_KEYS),
-        "units": UNITS,
-        "resolved_clip": clip,
-    }
+    renderer = payload.renderer
+    record = SampleRecord(
+        key=payload.key,
+        origin=SyntheticOrigin(resolved_clip=clip),
+        domain=renderer.get("backend", "unknown"),
+        caption=caption,
+        manifest_name=clip.get("manifest_name", ""),
+        manifest_sha256=clip.get("manifest_sha256", ""),
+        resolved_sha256=payload.resolved_sha256,
+        scene=clip.get("scene", ""),
+        clip_index=int(clip.get("clip_index", 0)),
+        seeds=clip.get("seeds", {}),
+        fps=fps, width=width, height=height, frames=frames,
+        renderer=Renderer(backend=renderer.get("backend", ""), engine_version=renderer.get("engine_version", ""),
+                          protocol_version=renderer.get("protocol_version", "")),
+        encode=settings.describe(),
+        scores=scores,
+    )
     middle = rgb[frames // 2]
     step = max(1, max(height, width) // 128)
     return ProcessedClip(
-        key=payload.key, members=members, scores=scores, caption=caption, meta=meta,
+        key=payload.key, members=members, scores=scores, caption=caption, record=record,
         thumbnail=np.ascontiguousarray(middle[::step, ::step]), frames=frames,
     )
 
