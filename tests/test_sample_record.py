@@ -20,13 +20,15 @@ REAL_ONLY = {"origin", "caption_source", "black_stretches", "has_poses", "has_ac
 
 
 def _generate_record() -> SampleRecord:
-    from contract.manifest import clip_arrays, resolve_manifest
+    from contract.clip import ResolvedClip
+    from contract.manifest import resolve_manifest
     from pipeline.generate.config import GenerateConfig
     from pipeline.generate.process import RenderedPayload, encode_settings_for, process_clip
     from pipeline.generate.records import record_for_outcome
 
     clip = resolve_manifest(EXAMPLES / "quickstart.yaml").clips[0]
-    actions, poses = clip_arrays(clip)
+    typed = ResolvedClip.parse(clip)
+    actions, poses = typed.actions, typed.poses
     frames = len(actions)
     rgb = np.random.default_rng(0).integers(0, 255, (frames, 16, 16, 3), dtype=np.uint8)
     payload = RenderedPayload(key=clip["key"], resolved_clip=clip, resolved_sha256=clip["sha256"], rgb=rgb,

@@ -6,11 +6,13 @@ members (except `json` and `clip.npy`, which need the embedding), the scores and
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from contract.clip import ResolvedClip
 from contract.record import Renderer, SampleRecord, SyntheticOrigin
 from contract.sample import ACTIONS, DEPTH, INTRINSICS, MP4, POSES, SEGMENTATION
 from pipeline.encode import EncodeSettings, encode_mp4
@@ -46,16 +48,15 @@ class ProcessedClip:
     frames: int
 
 
-def encode_settings_for(clip: dict[str, Any], crf: int | None, gop: int | None, preset: str) -> EncodeSettings:
-    output = clip.get("output", {})
-    return EncodeSettings(
-        crf=int(crf if crf is not None else output.get("crf", 23)),
-        gop=int(gop if gop is not None else output.get("gop", 8)),
-        preset=preset,
-    )
+def encode_settings_for(clip: ResolvedClip | Mapping[str, Any], crf: int | None, gop: int | None,
+                        preset: str) -> EncodeSettings:
+    """The manifest's `output.crf` / `output.gop` unless the generate config overrides them."""
+    output = ResolvedClip.parse(clip).output
+    return EncodeSettings(crf=output.crf if crf is None else int(crf), gop=output.gop if gop is None else int(gop),
+                          preset=preset)
 
 
-def caption_for(clip: dict[str, Any], payload: RenderedPayload) -> str:
+def caption_for(clip: ResolvedClip, payload: RenderedPayload) -> str:
     """Grounded caption (manifest area's `caption_clip`): the resolved clip plus the poses and
     actions the renderer actually reported."""
     from pipeline.caption import caption_clip
@@ -64,10 +65,11 @@ def caption_for(clip: dict[str, Any], payload: RenderedPayload) -> str:
 
 
 def process_clip(payload: RenderedPayload, settings: EncodeSettings,
-                 thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> ProcessedClip:
-    clip = payload.resolved_clip
-    output = clip.get("output", {})
-    fps = float(output.get("fps", 16))
+                 thresholds: QualityThresholds = DEFAULT_THRESHOLDS, clip: ResolvedClip | None = None) -> ProcessedClip:
+    """`clip` is `payload.resolved_clip` parsed (the process stage parses it once for both steps)."""
+    if clip is None:
+        clip = ResolvedClip.parse(payload.resolved_clip, source=f"resolved clip of {payload.key}")
+    fps = clip.output.fps
     rgb = payload.rgb
     frames, height, width = int(rgb.shape[0]), int(rgb.shape[1]), int(rgb.shape[2])
     members: dict[str, bytes] = {
@@ -86,15 +88,15 @@ def process_clip(payload: RenderedPayload, settings: EncodeSettings,
     renderer = payload.renderer
     record = SampleRecord(
         key=payload.key,
-        origin=SyntheticOrigin(resolved_clip=clip),
+        origin=SyntheticOrigin(resolved_clip=payload.resolved_clip),
         domain=renderer.get("backend", "unknown"),
         caption=caption,
-        manifest_name=clip.get("manifest_name", ""),
-        manifest_sha256=clip.get("manifest_sha256", ""),
+        manifest_name=clip.manifest_name,
+        manifest_sha256=clip.manifest_sha256,
         resolved_sha256=payload.resolved_sha256,
-        scene=clip.get("scene", ""),
-        clip_index=int(clip.get("clip_index", 0)),
-        seeds=clip.get("seeds", {}),
+        scene=clip.scene,
+        clip_index=clip.clip_index,
+        seeds=dict(clip.seeds),
         fps=fps, width=width, height=height, frames=frames,
         renderer=Renderer(backend=renderer.get("backend", ""), engine_version=renderer.get("engine_version", ""),
                           protocol_version=renderer.get("protocol_version", "")),

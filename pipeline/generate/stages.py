@@ -12,6 +12,7 @@ from typing import Any
 
 import ray
 
+from contract.clip import ResolvedClip
 from pipeline.generate.process import RenderedPayload, encode_settings_for, middle_frames, process_clip
 
 
@@ -140,8 +141,9 @@ class ProcessStage:
 
     def process(self, payload: RenderedPayload):
         with self.clock:
-            settings = encode_settings_for(payload.resolved_clip, self.crf, self.gop, self.preset)
-            return process_clip(payload, settings, self.thresholds)
+            clip = ResolvedClip.parse(payload.resolved_clip, source=f"resolved clip of {payload.key}")  # once, for both
+            settings = encode_settings_for(clip, self.crf, self.gop, self.preset)
+            return process_clip(payload, settings, self.thresholds, clip)
 
     def stats(self) -> dict[str, Any]:
         return {"busy_seconds": self.clock.wall, "cpu_seconds": self.clock.cpu}
