@@ -17,9 +17,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/worldloom demo --out runs/demo
 
-# ruff (lint + import order) on contract/, model/ and unreal_bridge/, mypy on contract/ and model/ (pyproject.toml [tool.ruff], [tool.mypy])
+# ruff (lint + import order) on every package, mypy on contract/ and model/ (pyproject.toml [tool.ruff], [tool.mypy])
 lint: $(STAMP)
-	$(BIN)/ruff check contract model unreal_bridge
+	$(BIN)/ruff check contract model unreal_bridge pipeline training
 	$(BIN)/mypy contract model
 
 test: lint

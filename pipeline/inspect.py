@@ -69,7 +69,7 @@ def _decoded(dataset: Path, keys: list[str], *, max_frames: int | None = None) -
             continue
         try:
             frames = decode_mp4(sample[MP4], max_frames=max_frames) if max_frames else decode_mp4(sample[MP4])
-        except Exception as error:  # noqa: BLE001 - a damaged member is reported, not fatal
+        except Exception as error:  # a damaged member is reported, not fatal
             click.secho(f"warning: {sample['__key__']} in {sample['__shard__']}: video not decodable "
                         f"({type(error).__name__}: {error}); skipped (run `worldloom verify`)", fg="yellow", err=True)
             continue
@@ -168,7 +168,7 @@ def dataset_statistics(dataset: Path) -> dict[str, Any]:
                         "(an interrupted run has none until it is resumed)")
     try:
         index = read_index(layout.index_path)
-    except Exception as error:  # noqa: BLE001 - a damaged index is one line
+    except Exception as error:  # a damaged index is one line
         raise UserError(f"{layout.index_path}: unreadable ({type(error).__name__})",
                         hint="run `worldloom verify`; re-run the command that wrote the dataset") from None
     reasons: dict[str, int] = {}

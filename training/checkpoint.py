@@ -197,7 +197,7 @@ def read_full_tensors(folder: Path, prefix: str) -> dict[str, torch.Tensor]:
                 part = handles[path].get_tensor(key)
                 if full is None:
                     full = torch.empty(size, dtype=part.dtype)
-                full[tuple(slice(o, o + s) for o, s in zip(offs, shp))] = part
+                full[tuple(slice(o, o + s) for o, s in zip(offs, shp, strict=False))] = part
             out[key.removeprefix(prefix)] = full
     except UserError:
         raise
@@ -212,7 +212,7 @@ def read_full_tensors(folder: Path, prefix: str) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------- training side
 
 
-def _tensor_state(model: torch.nn.Module, ema: "EMA", optimizer: torch.optim.Optimizer
+def _tensor_state(model: torch.nn.Module, ema: EMA, optimizer: torch.optim.Optimizer
                   ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """(model state, optimizer state) in the loading model's own sharding, and the param groups."""
     model_state = get_model_state_dict(model)
@@ -220,7 +220,7 @@ def _tensor_state(model: torch.nn.Module, ema: "EMA", optimizer: torch.optim.Opt
     return model_state, optimizer_state["state"], optimizer_state["param_groups"]
 
 
-def save(directory: Path, *, step: int, model: torch.nn.Module, ema: "EMA", optimizer: torch.optim.Optimizer,
+def save(directory: Path, *, step: int, model: torch.nn.Module, ema: EMA, optimizer: torch.optim.Optimizer,
          scheduler: Any, data_position: dict[str, int], generator: torch.Generator, rank: int,
          meta: dict[str, Any], vae_state: dict[str, Any] | None = None) -> None:
     """Write this rank's part of a checkpoint into `directory` (collective: call on every rank)."""
@@ -244,7 +244,7 @@ def save(directory: Path, *, step: int, model: torch.nn.Module, ema: "EMA", opti
     (directory / "state.json").write_text(json.dumps(state, indent=1, sort_keys=True))
 
 
-def restore(directory: Path, *, model: torch.nn.Module, ema: "EMA", optimizer: torch.optim.Optimizer,
+def restore(directory: Path, *, model: torch.nn.Module, ema: EMA, optimizer: torch.optim.Optimizer,
             scheduler: Any, generator: torch.Generator, rank: int) -> TrainingState:
     """Load a checkpoint written by `save` on any number of workers into this run's sharding."""
     import torch.distributed.checkpoint as dcp

@@ -100,7 +100,7 @@ def encode_latents(checkpoint: str | Path, data: list[str], out: str | Path, *, 
         video = torch.stack([w["video"] for w in pending]).permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
         with torch.no_grad():
             mean, _ = vae.encode(video)
-        for window, latent in zip(pending, mean):
+        for window, latent in zip(pending, mean, strict=False):
             key = f"{window['key']}_w{window['window_start']:05d}"
             writer.write(key, {
                 LATENTS: encode_npy(latent.numpy().astype(np.float16)),

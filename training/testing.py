@@ -17,7 +17,8 @@ from contract.sample import ACTIONS, INTRINSICS, JSON, MP4, POSES
 
 
 def encode_mp4(frames_THW3: np.ndarray, fps: int) -> bytes:  # fixed GOP of 8 for seek tests
-    from pipeline.encode import EncodeSettings, encode_mp4 as encode_h264
+    from pipeline.encode import EncodeSettings
+    from pipeline.encode import encode_mp4 as encode_h264
 
     return encode_h264(frames_THW3, fps, EncodeSettings(crf=18, gop=8, preset="ultrafast"))
 

@@ -15,7 +15,8 @@ from PIL import Image
 def encode_mp4(frames_THW3: np.ndarray, fps: float, crf: int = 18) -> bytes:
     """(T, H, W, 3) uint8 -> H.264 mp4 bytes through the project's one encoder
     (`pipeline.encode`); odd sizes are padded by one pixel since yuv420p needs even ones."""
-    from pipeline.encode import EncodeSettings, encode_mp4 as encode_h264
+    from pipeline.encode import EncodeSettings
+    from pipeline.encode import encode_mp4 as encode_h264
 
     return encode_h264(_even(frames_THW3), fps, EncodeSettings(crf=crf))
 
@@ -51,7 +52,7 @@ def write_gif(path: str | Path, frames_THW3: np.ndarray, fps: float) -> Path:
     return write_atomic(path, encode_gif(frames_THW3, fps))
 
 
-def to_uint8_frames(video_B3THW: "torch.Tensor") -> np.ndarray:  # noqa: F821
+def to_uint8_frames(video_B3THW: torch.Tensor) -> np.ndarray:  # noqa: F821
     """Model video in [-1, 1], (3, T, H, W) or (1, 3, T, H, W) -> (T, H, W, 3) uint8."""
     video = video_B3THW[0] if video_B3THW.dim() == 5 else video_B3THW
     video = ((video.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte()

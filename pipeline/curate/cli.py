@@ -36,9 +36,9 @@ def curate(inputs: tuple[str, ...], out: Path, config_path: Path | None, domain:
     """Curate real footage (files, folders, .txt lists, .parquet of paths/URIs) into shards."""
     import re
 
+    from contract.errors import UserError
     from pipeline.curate.config import load_curate_config
     from pipeline.curate.run import run_curate
-    from contract.errors import UserError
 
     if not re.fullmatch(r"[a-z0-9_]+", domain):
         raise UserError(f"--domain {domain!r}: must match [a-z0-9_]+", hint="e.g. --domain dashcam")

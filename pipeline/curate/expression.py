@@ -129,7 +129,7 @@ def evaluate(expression: str, frame: pd.DataFrame) -> pd.Series:
         if isinstance(node, ast.Compare):
             left = visit(node.left)
             result = None
-            for op, right_node in zip(node.ops, node.comparators):
+            for op, right_node in zip(node.ops, node.comparators, strict=False):
                 if isinstance(op, (ast.In, ast.NotIn)):
                     if not isinstance(left, pd.Series):
                         raise fail("the left side of `in` must be a column")

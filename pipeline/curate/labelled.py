@@ -48,7 +48,7 @@ class LabelledVideo:
         for boundary in self.boundaries:
             edges += [boundary.start, boundary.end]
         edges.append(len(self.frames))
-        return [(a, b) for a, b in zip(edges[0::2], edges[1::2]) if b > a]
+        return [(a, b) for a, b in zip(edges[0::2], edges[1::2], strict=False) if b > a]
 
 
 def render_shots(count: int, frames: int, width: int, height: int, seed: int = 0) -> list[np.ndarray]:

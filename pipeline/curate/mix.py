@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.curate.reshard import SourcePick, load_kept_rows, write_picks
 from contract.errors import UserError
+from pipeline.curate.reshard import SourcePick, load_kept_rows, write_picks
 from pipeline.shards import code_version
 
 
@@ -72,19 +72,19 @@ def plan_mix(available: dict[str, list[str]], sources: list[MixSource], seed: in
                         hint="give weights in a sane range, e.g. 0.3 and 0.7")
     weights = [s.weight / weight_sum for s in sources]
     if total is None:
-        total = min(math.floor(len(available[s.name]) / w + 1e-9) for s, w in zip(sources, weights))
-        while total > 0 and any(c > len(available[s.name]) for s, c in zip(sources, _largest_remainder(weights, total))):
+        total = min(math.floor(len(available[s.name]) / w + 1e-9) for s, w in zip(sources, weights, strict=False))
+        while total > 0 and any(c > len(available[s.name]) for s, c in zip(sources, _largest_remainder(weights, total), strict=False)):
             total -= 1
     if total < 1:
         raise UserError("mix: the sources have no kept clips to mix", hint="check each --source DIR")
     counts = _largest_remainder(weights, total)
-    for source, count in zip(sources, counts):
+    for source, count in zip(sources, counts, strict=False):
         if count > len(available[source.name]):
             raise UserError(
                 f"--source {source.name}: needs {count} clips for --total {total} but {source.dataset} has {len(available[source.name])} kept",
                 hint="lower --total or that source's weight",
             )
-    return {s.name: _seeded_order(available[s.name], seed, s.name)[:c] for s, c in zip(sources, counts)}
+    return {s.name: _seeded_order(available[s.name], seed, s.name)[:c] for s, c in zip(sources, counts, strict=False)}
 
 
 def run_mix(sources: list[MixSource], out: Path, *, seed: int = 0, total: int | None = None) -> MixSummary:

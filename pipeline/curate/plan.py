@@ -102,7 +102,7 @@ def plan_shot_clips(times: np.ndarray, boundaries: list[int] | list[tuple[int, i
             target = times[start] + duration * part / parts
             cut_points.append(int(np.searchsorted(times, target - 1e-9, side="left")))
         cut_points.append(end)
-        for a, b in zip(cut_points[:-1], cut_points[1:]):
+        for a, b in zip(cut_points[:-1], cut_points[1:], strict=False):
             if b > a:
                 plans.append(ShotClipPlan(a, b, float(times[a]), float(ends[b - 1]), shot))
     return plans

@@ -84,9 +84,8 @@ def write_picks(out: Path, picks: list[SourcePick], document: dict[str, Any], *,
             rows.append(row)
         writer.close()
         write_index(layout.index_path, rows)
-        from pipeline.shards import write_dataset_json
-
         from pipeline.quality import score_info
+        from pipeline.shards import write_dataset_json
 
         document = {**document, "status": "complete", "shards": writer.committed,
                     "shard_sha256": dict(sorted(writer.shard_sha256.items())),

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from contract.errors import UserError
 from pipeline.curate.expression import evaluate
 from pipeline.curate.reshard import SourcePick, load_kept_rows, write_picks
-from contract.errors import UserError
 from pipeline.shards import code_version, read_index
 
 

@@ -188,7 +188,7 @@ class ShotAnalysis:
         for start, end in self.transitions:
             edges += [start, end]
         edges.append(self.frame_count)
-        return [(a, b) for a, b in zip(edges[0::2], edges[1::2]) if b > a]
+        return [(a, b) for a, b in zip(edges[0::2], edges[1::2], strict=False) if b > a]
 
 
 class ShotDetector:
@@ -372,7 +372,7 @@ def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
     """Runs of True as half-open ranges `[start, end)`."""
     padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
     edges = np.flatnonzero(padded[1:] != padded[:-1])
-    return [(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2])]
+    return [(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2], strict=False)]
 
 
 def black_stretches(analysis: ShotAnalysis, black_luma: float, black_fraction: float) -> list[tuple[int, int]]:

@@ -44,7 +44,7 @@ def stage_result(dataset: Path, result: InputResult) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     document = dataclasses.asdict(result)
-    for clip, record in zip(result.clips, document["clips"]):
+    for clip, record in zip(result.clips, document["clips"], strict=False):
         (tmp / f"{clip.key}.mp4").write_bytes(clip.mp4)
         record.pop("mp4")
     (tmp / "result.json").write_text(json.dumps(document, sort_keys=True))

@@ -127,7 +127,7 @@ def transcode_clips(
         return
     selections = [select_source_frames(times, plan, fps) for plan in plans]
     if cache is not None and cache.frames is not None and len(cache.frames) == len(times):
-        for plan, selection in zip(plans, selections):
+        for plan, selection in zip(plans, selections, strict=False):
             yield TranscodedClip(plan, np.stack([cache.frames[i] for i in selection.tolist()]), selection, fps)
         return
     needed: dict[int, list[tuple[int, int]]] = {}

@@ -23,9 +23,9 @@ def generate(manifests: tuple[Path, ...], out: Path, config_path: Path | None, r
              no_mlflow: bool, no_progress: bool) -> None:
     """Render scene MANIFESTs (files, or example names such as quickstart) into a WebDataset
     dataset at --out (resumes unless --overwrite)."""
+    from contract.manifest.packaged import find_manifest
     from pipeline.generate.config import load_generate_config
     from pipeline.generate.run import run_generate
-    from contract.manifest.packaged import find_manifest
 
     manifests = tuple(find_manifest(m) for m in manifests)
 

@@ -39,7 +39,7 @@ class _BusyClock:
         self.wall = 0.0
         self.cpu = 0.0
 
-    def __enter__(self) -> "_BusyClock":
+    def __enter__(self) -> _BusyClock:
         self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
         return self
 
@@ -87,7 +87,7 @@ class RenderStage:
         try:
             with self.clock:
                 rendered = self.client.render_clip(clip, passes=self.passes)
-        except Exception as error:  # noqa: BLE001 - any failure is one failed attempt of this clip
+        except Exception as error:  # any failure is one failed attempt of this clip
             restarted = self._revive()
             return {"ok": False, "error": _one_line(error), "endpoint": self.endpoint, "restarted": restarted}, None
         finally:

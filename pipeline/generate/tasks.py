@@ -14,9 +14,10 @@ in flight.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from contract.errors import UserError
 
@@ -106,7 +107,7 @@ def _scene_keys(info_index: int, info: ManifestInfo, scene: str, clips: int) -> 
         if low >= clips:
             break
         stop = min(clips, high)
-        runs.append(((clip_key(info.sha256, scene, i), info_index, scene, i) for i in range(low, stop)))
+        runs.append((clip_key(info.sha256, scene, i), info_index, scene, i) for i in range(low, stop))
         low = stop
     return runs
 
@@ -150,10 +151,9 @@ def expand_manifests(paths: list[Path]) -> tuple[list[ClipTask], list[ManifestIn
 
 def resolved_manifest_sha256(info: ManifestInfo, clip_hashes: dict[str, str]) -> str:
     """`ResolvedManifest.sha256` from the clip hashes (manifest order); "" when a clip is missing."""
-    from contract.manifest import clip_key
-    from contract.manifest import canonical_json
-
     import hashlib
+
+    from contract.manifest import canonical_json, clip_key
 
     ordered = []
     for scene, clips in info.scenes.items():

@@ -12,6 +12,10 @@ down in docs/shard-schema.md. The pieces:
 - `integrity`      sha256 per member (index) and per shard (dataset.json), `DamagedShard`
 - `keys`           the one check that a sample key is a plain name before it touches a path
 """
+from pipeline.shards.index import INDEX_BASE_COLUMNS, read_index, write_index
+from pipeline.shards.integrity import DamagedShard, decode_digests, file_sha256, member_digests, sample_matches
+from pipeline.shards.journal import Journal
+from pipeline.shards.keys import UnsafeKey, check_key, is_safe_key, key_path
 from pipeline.shards.layout import DatasetLayout, shard_name
 from pipeline.shards.members import (
     decode_member,
@@ -19,14 +23,10 @@ from pipeline.shards.members import (
     encode_npy,
     encode_npz,
 )
-from pipeline.shards.writer import ShardWriter, read_tar_samples
-from pipeline.shards.journal import Journal
-from pipeline.shards.index import INDEX_BASE_COLUMNS, read_index, write_index
-from pipeline.shards.provenance import read_dataset_json, write_dataset_json, code_version
+from pipeline.shards.provenance import code_version, read_dataset_json, write_dataset_json
 from pipeline.shards.reader import iter_samples
 from pipeline.shards.verify import VerifyReport, verify_dataset
-from pipeline.shards.integrity import DamagedShard, decode_digests, file_sha256, member_digests, sample_matches
-from pipeline.shards.keys import UnsafeKey, check_key, is_safe_key, key_path
+from pipeline.shards.writer import ShardWriter, read_tar_samples
 
 __all__ = [
     "DatasetLayout",

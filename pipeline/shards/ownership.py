@@ -10,8 +10,9 @@ keys. Empty folders left behind are removed; anything else stays.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from contract.errors import UserError
 from pipeline.shards.keys import is_safe_key

@@ -1,8 +1,9 @@
 """Read a dataset's samples back without WebDataset (used by inspect, verify and tests)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pipeline.shards.layout import DatasetLayout
 from pipeline.shards.members import decode_member

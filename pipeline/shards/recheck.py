@@ -9,8 +9,9 @@ is deleted: a quarantined file can be inspected, then removed by hand.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.shards.integrity import DamagedShard, decode_digests, sample_matches
 from pipeline.shards.layout import DatasetLayout

@@ -47,7 +47,7 @@ def verify_dataset(dataset: Path | str, *, required_members: tuple[str, ...] = (
         return report
     try:
         index = read_index(layout.index_path)
-    except Exception as error:  # noqa: BLE001 - a damaged index is a finding, not a crash
+    except Exception as error:  # a damaged index is a finding, not a crash
         report.problems.append(f"{layout.index_path}: unreadable ({type(error).__name__}: {str(error)[:120]})")
         return report
     document: dict = {}
@@ -63,8 +63,8 @@ def verify_dataset(dataset: Path | str, *, required_members: tuple[str, ...] = (
     if unsafe:
         report.problems.append(f"index has keys that are not plain names: {[str(k)[:40] for k in unsafe[:3]]}")
     kept = index[index["status"] == "kept"]
-    expected = dict(zip(kept["key"], kept["shard"]))
-    expected_digests = (dict(zip(kept["key"], kept["member_sha256"])) if digests and "member_sha256" in kept
+    expected = dict(zip(kept["key"], kept["shard"], strict=False))
+    expected_digests = (dict(zip(kept["key"], kept["member_sha256"], strict=False)) if digests and "member_sha256" in kept
                         else {})
     seen: dict[str, str] = {}
     shard_digests: dict[str, str] = dict(document.get("shard_sha256") or {}) if digests else {}

@@ -12,8 +12,9 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO, Iterator, Mapping
+from typing import BinaryIO
 
 from pipeline.shards.integrity import DamagedShard, file_sha256, member_digests
 from pipeline.shards.keys import is_safe_key
@@ -181,7 +182,7 @@ class ShardWriter:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_count: int | None = None,
         digests: Mapping[str, Mapping[str, str] | None] | None = None,
-    ) -> tuple["ShardWriter", set[str]]:
+    ) -> tuple[ShardWriter, set[str]]:
         """Reopen a dataset: keep the journaled samples of a leftover `.tmp`, drop the rest.
 
         `journaled` maps shard path ("shards/shard-NNNNNN.tar") -> keys the journal says were written there. Returns the

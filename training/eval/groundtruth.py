@@ -11,9 +11,9 @@ is unchanged; scripted strings pad with idle frames).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

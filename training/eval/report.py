@@ -79,7 +79,7 @@ def write_plots(report: dict[str, Any], out: Path, response_grid: list[list[np.n
     panels = ((report["fidelity"], "psnr_db", "PSNR vs ground truth (dB)"),
               (report["fidelity"], "ssim", "SSIM vs ground truth"),
               (report["camera"], "rotation_error_deg", "camera rotation error (deg)"))
-    for axis, (block, name, title) in zip(axes, panels):
+    for axis, (block, name, title) in zip(axes, panels, strict=False):
         controls = list(PLOT_CONTROLS) + ([("ground_truth", "estimator on ground truth")] if block is report["camera"] else [])
         for control, label in controls:
             values = [v if v is not None and math.isfinite(v) else np.nan for v in block[control][name]["per_second"]]

@@ -18,8 +18,8 @@ from training.eval import groundtruth
 
 @dataclass
 class ModelBundle:
-    world: "torch.nn.Module"
-    vae: "torch.nn.Module"
+    world: torch.nn.Module
+    vae: torch.nn.Module
     config: object          # model.configs.WorldModelConfig
     checkpoint: str         # the checkpoint folder actually loaded
     state: dict             # its state.json

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +26,16 @@ from contract.clip import KINEMATIC_RIGS
 from contract.errors import UserError
 from training.eval import camera as cam
 from training.eval import groundtruth, metrics
-from training.eval.rollout import (EvalClip, ModelBundle, SamplerSettings, command_actions, load_model, path_for,
-                                   prepare_clip, rollout)
+from training.eval.rollout import (
+    EvalClip,
+    ModelBundle,
+    SamplerSettings,
+    command_actions,
+    load_model,
+    path_for,
+    prepare_clip,
+    rollout,
+)
 
 CONTROLS = ("true", "shuffled", "no_action")
 COMMANDS = ("turn_left", "turn_right", "forward", "back", "none")

@@ -39,7 +39,8 @@ def log_eval(report: dict[str, Any], out: Path, bundle, *, tracking_uri: str | N
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from pipeline.mlflow_store import experiment_id as project_experiment, quiet_logs
+    from pipeline.mlflow_store import experiment_id as project_experiment
+    from pipeline.mlflow_store import quiet_logs
 
     quiet_logs()
     uri = store_for(bundle, tracking_uri)
