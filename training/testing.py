@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.sample import ACTIONS, INTRINSICS, JSON, MP4, POSES
+from contract.sample import ACTION_DIM, ACTIONS, INTRINSICS, JSON, MP4, POSES
 
 
 def encode_mp4(frames_THW3: np.ndarray, fps: int) -> bytes:  # fixed GOP of 8 for seek tests
@@ -54,7 +54,7 @@ def write_pattern_shards(folder: Path, *, num_shards: int = 2, clips_per_shard: 
                 key = f"{prefix}_{index:05d}"
                 poses = np.tile(np.eye(4), (frames, 1, 1))
                 poses[:, 0, 3] = np.arange(frames)  # x translation = frame index: checks alignment
-                actions = np.zeros((frames, 8), np.float32)
+                actions = np.zeros((frames, ACTION_DIM), np.float32)
                 actions[:, 0] = np.arange(frames) % 2  # forward on odd frames
                 actions[:, 6] = 1.0  # yaw one degree per frame
                 K = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], np.float64)

@@ -29,6 +29,7 @@ import grpc
 import numpy as np
 
 from contract.errors import UserError
+from contract.sample import ACTION_DIM
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2 as pb
 from unreal_bridge.protos.worldloom.render.v1 import render_pb2_grpc as pb_grpc
 from unreal_bridge.wire import PASS_LAYOUT, RAW_ENCODING
@@ -303,7 +304,7 @@ class RenderClient:
             arrays[name] = np.zeros(shape, dtype=dtype)
         hashes = {name: [""] * count for name in wanted}
         poses = np.zeros((count, 4, 4), dtype=np.float64)
-        actions = np.zeros((count, 8), dtype=np.float32)
+        actions = np.zeros((count, ACTION_DIM), dtype=np.float32)
         sim_time = np.zeros(count, dtype=np.float64)
         intrinsics = np.eye(3)
         resumed_from: list[int] = []
@@ -452,7 +453,7 @@ class RenderClient:
                 if done_passes == set(passes):
                     header = assembly.header
                     poses[next_frame] = np.asarray(header.camera_to_world, dtype=np.float64).reshape(4, 4)
-                    actions[next_frame] = np.asarray(header.action, dtype=np.float32)[:8]
+                    actions[next_frame] = np.asarray(header.action, dtype=np.float32)[:ACTION_DIM]
                     sim_time[next_frame] = header.sim_time
                     k = header.intrinsics
                     intrinsics[:] = [[k.fx, 0.0, k.cx], [0.0, k.fy, k.cy], [0.0, 0.0, 1.0]]

@@ -37,7 +37,7 @@ from contract.manifest.rollout import (
     walker_step,
 )
 from contract.manifest.schema import MAX_ACTION_STRING_CHARS, MAX_FRAMES
-from contract.sample import ACTION_KEYS
+from contract.sample import ACTION_DIM, ACTION_KEYS
 
 ACTION_LETTERS = "wsadjlikxrn"
 _SEGMENT = re.compile(r"^([a-zA-Z]+)-([0-9]+)$")
@@ -114,7 +114,7 @@ def parse_action_string(text: str, *, look_deg_per_frame: float = DEFAULT_LOOK_D
         raise ActionStringError(f"the action string lasts {total} frames but the clip has {frames}; shorten it or raise output.frames")
     if total > limit:
         raise ActionStringError(f"the action string lasts {total} frames, more than a clip may have ({MAX_FRAMES}); shorten it")
-    actions = np.zeros((frames if frames is not None else total, 8), dtype=np.float32)  # the tail stays idle
+    actions = np.zeros((frames if frames is not None else total, ACTION_DIM), dtype=np.float32)  # the tail stays idle
     at = 0
     for row, count in rows:
         actions[at : at + count] = row
@@ -197,7 +197,7 @@ def waypoint_actions(
     """
     arrive = max(params.speed_mps * params.dt, 0.3)
     state = WalkerState((float(start_position[0]), float(start_position[1]), float(start_position[2])), start_yaw_deg, start_pitch_deg, ground_z=float(start_position[2]))
-    actions = np.zeros((frames, 8), dtype=np.float32)
+    actions = np.zeros((frames, ACTION_DIM), dtype=np.float32)
     target = 0
     for index in range(frames):
         while target < len(waypoints) and math.hypot(waypoints[target][0] - state.position[0], waypoints[target][1] - state.position[1]) <= arrive:
@@ -214,7 +214,7 @@ def waypoint_actions(
 
 
 def static_actions(frames: int) -> np.ndarray:
-    return np.zeros((frames, 8), dtype=np.float32)
+    return np.zeros((frames, ACTION_DIM), dtype=np.float32)
 
 
 __all__ = [

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from contract.errors import UserError
+from contract.sample import ACTION_DIM
 from training.eval import groundtruth
 
 
@@ -132,7 +133,7 @@ def command_actions(command: str, frames: int, look_deg: float) -> np.ndarray:
     """(frames, 8) actions holding one command from frame 1 on (frame 0 is the given image)."""
     from contract.manifest.rollout import BACK, FORWARD, YAW
 
-    actions = np.zeros((frames, 8), dtype=np.float32)
+    actions = np.zeros((frames, ACTION_DIM), dtype=np.float32)
     if command == "turn_left":
         actions[1:, YAW] = -look_deg
     elif command == "turn_right":

@@ -24,6 +24,7 @@ import numpy as np
 
 from contract.clip import KINEMATIC_RIGS
 from contract.errors import UserError
+from contract.sample import ACTION_DIM
 from training.eval import camera as cam
 from training.eval import groundtruth, metrics
 from training.eval.rollout import (
@@ -252,7 +253,7 @@ def revisit_actions(kind: str, frames: int) -> np.ndarray:
     """Actions returning to the start pose at the last frame: a full turn, or out and back."""
     from contract.manifest.rollout import BACK, FORWARD, YAW
 
-    actions = np.zeros((frames, 8), dtype=np.float32)
+    actions = np.zeros((frames, ACTION_DIM), dtype=np.float32)
     moving = frames - 1
     if kind == "turn":
         actions[1:, YAW] = 360.0 / moving

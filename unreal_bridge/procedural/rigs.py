@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from unreal_bridge.procedural.vehicle import PITCH, YAW, Vehicle
+from contract.sample import PITCH, YAW
+from unreal_bridge.procedural.vehicle import Vehicle
 
 
 class ScriptedRig:

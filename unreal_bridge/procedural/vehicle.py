@@ -23,8 +23,8 @@ import pybullet as p
 import pybullet_data
 
 from contract.errors import UserError
+from contract.sample import BACK, FORWARD, LEFT, RIGHT, SPRINT
 
-FORWARD, BACK, LEFT, RIGHT, JUMP, SPRINT, YAW, PITCH = range(8)
 LATERAL_ACCEL_MPS2 = 5.0
 DRIVE_ACCEL_MPS2 = 3.5
 
