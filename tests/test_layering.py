@@ -157,3 +157,15 @@ def test_the_model_default_action_dim_matches_the_contract() -> None:
     from model.configs import DiTConfig
 
     assert DiTConfig().action_dim == ACTION_DIM == len(ACTION_KEYS) == 8
+
+
+def test_no_layer_below_the_command_line_runs_a_higher_one_as_a_subprocess() -> None:
+    """`python -m pipeline.cli ...` from unreal_bridge/ is an upward arrow the import check cannot see:
+    the render server is launched as `python -m unreal_bridge.cli` (unreal_bridge/launch.py)."""
+    found = []
+    for path in sorted((REPO / "unreal_bridge").rglob("*.py")) + sorted((REPO / "contract").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.split(".")[0] in ("pipeline", "training"):
+                if node.value.replace(".", "").replace("_", "").isalnum():  # a dotted module name, not prose
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
+    assert not found, found
