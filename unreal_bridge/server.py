@@ -1,7 +1,8 @@
 """The gRPC render service, generic over a `RenderBackend`.
 
 One servicer serves every renderer: the procedural PyBullet backend and the Unreal Engine
-bridge differ only in the backend object plugged in. Transport rules live here once:
+bridge differ only in the backend object plugged in. Who may call is `access.py`, what a request
+resolves to is `open_request.py`, how a frame travels is `wire.py`; the transport rules live here once:
 
 - health (`grpc.health.v1`) says NOT_SERVING until the backend is built, then SERVING;
 - server reflection lists the service so stock tools (grpcurl, grpc_cli) can talk to it;
