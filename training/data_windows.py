@@ -32,15 +32,21 @@ class WindowSpec:
     width: int
 
 
+def window_stride_span(source_fps: float, frames: int, fps: float) -> tuple[int, int]:
+    """(stride, span) of a window of `frames` at `fps` cut from a clip at `source_fps`: every
+    stride-th source frame, stride the integer nearest source_fps / fps (at least 1), covering
+    `span` source frames. The one rule for training windows, `window_fits` and `worldloom encode`."""
+    stride = max(1, round(source_fps / fps))
+    return stride, (frames - 1) * stride + 1
+
+
 def window_indices(num_source_frames: int, source_fps: float, frames: int, fps: float,
                    rng: random.Random) -> tuple[list[int], int]:
     """Source frame indices for a window of `frames` at `fps` and the stride between them.
 
-    The stride is the integer nearest source_fps / fps (at least 1); the start is random.
-    Returns ([], stride) when the clip is too short.
+    The start is random. Returns ([], stride) when the clip is too short.
     """
-    stride = max(1, round(source_fps / fps))
-    span = (frames - 1) * stride + 1
+    stride, span = window_stride_span(source_fps, frames, fps)
     if span > num_source_frames:
         return [], stride
     start = rng.randint(0, num_source_frames - span)
@@ -63,8 +69,7 @@ def align_actions(actions_TA: np.ndarray, indices: list[int], stride: int) -> np
 
 def window_fits(frames: int, fps: float, spec: WindowSpec) -> bool:
     """Whether a clip of `frames` at `fps` gives a window (the same rule as `window_indices`)."""
-    stride = max(1, round((fps or spec.fps) / spec.fps))
-    return (spec.frames - 1) * stride + 1 <= frames
+    return window_stride_span(fps or spec.fps, spec.frames, spec.fps)[1] <= frames
 
 
 @dataclass
@@ -78,11 +83,19 @@ class WindowPlan:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # parsed .npy members, reused by clip_window
 
 
-def plan_window(sample: dict[str, Any], spec: WindowSpec, rng: random.Random) -> WindowPlan | None:
-    """Open the clip and choose its window; None when the clip is shorter than a window.
+@dataclass
+class OpenedSample:
+    """A raw shard sample opened for windowing: its video, metadata, parsed arrays, usable length."""
 
-    Used both when training and when skipping on resume, so both make the same draws.
-    """
+    video: OpenVideo
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]  # poses, actions, intrinsics when present
+    num_frames: int  # frames that have video and (when present) poses and actions
+    source_fps: float
+
+
+def open_sample(sample: dict[str, Any]) -> OpenedSample:
+    """Open a raw sample's mp4 (lazily decoded) and parse its .npy members once."""
     meta = json.loads(sample[JSON]) if JSON in sample else {}
     video = OpenVideo(sample[MP4])
     num_frames = len(video)
@@ -90,9 +103,17 @@ def plan_window(sample: dict[str, Any], spec: WindowSpec, rng: random.Random) ->
     for name in (POSES, ACTIONS):
         if name in arrays:
             num_frames = min(num_frames, len(arrays[name]))
-    source_fps = float(meta.get("fps") or video.fps)
-    indices, stride = window_indices(num_frames, source_fps, spec.frames, spec.fps, rng)
-    return WindowPlan(video, meta, indices, stride, arrays) if indices else None
+    return OpenedSample(video, meta, arrays, num_frames, float(meta.get("fps") or video.fps))
+
+
+def plan_window(sample: dict[str, Any], spec: WindowSpec, rng: random.Random) -> WindowPlan | None:
+    """Open the clip and choose its window; None when the clip is shorter than a window.
+
+    Used both when training and when skipping on resume, so both make the same draws.
+    """
+    opened = open_sample(sample)
+    indices, stride = window_indices(opened.num_frames, opened.source_fps, spec.frames, spec.fps, rng)
+    return WindowPlan(opened.video, opened.meta, indices, stride, opened.arrays) if indices else None
 
 
 def clip_window(sample: dict[str, Any], plan: WindowPlan, spec: WindowSpec) -> dict[str, Any]:

@@ -19,8 +19,6 @@ Keys are `<source key>_w<start:05d>`. Shards are written with pipeline.shards.Sh
 """
 from __future__ import annotations
 
-import io
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,9 +30,10 @@ import torch
 import webdataset as wds
 
 from contract.errors import UserError
-from contract.sample import ACTIONS, INTRINSICS, JSON, LATENTS, MP4, POSES
+from contract.sample import ACTIONS, INTRINSICS, JSON, LATENTS, POSES
 from training.checkpoint import load_for_inference
-from training.data import OpenVideo, WindowPlan, WindowSpec, clip_window, provenance, resolve_shards
+from training.data import WindowPlan, WindowSpec, clip_window, provenance, resolve_shards
+from training.data_windows import open_sample, window_stride_span
 
 
 @dataclass
@@ -48,19 +47,13 @@ class EncodeResult:
 
 
 def _windows(sample: dict[str, Any], spec: WindowSpec, limit: int) -> list[WindowPlan]:
-    meta = json.loads(sample[JSON]) if JSON in sample else {}
-    video = OpenVideo(sample[MP4])
-    num_frames = len(video)
-    arrays = {name: np.load(io.BytesIO(sample[name]), allow_pickle=False)
-              for name in (POSES, ACTIONS, INTRINSICS) if name in sample}
-    for name in (POSES, ACTIONS):
-        if name in arrays:
-            num_frames = min(num_frames, len(arrays[name]))
-    stride = max(1, round(float(meta.get("fps") or video.fps) / spec.fps))
-    span = (spec.frames - 1) * stride + 1
+    """Up to `limit` back-to-back windows from the clip's start (the training windows' stride rule)."""
+    opened = open_sample(sample)
+    stride, span = window_stride_span(opened.source_fps, spec.frames, spec.fps)
     plans = []
-    for start in range(0, num_frames - span + 1, span):
-        plans.append(WindowPlan(video, meta, [start + k * stride for k in range(spec.frames)], stride, arrays))
+    for start in range(0, opened.num_frames - span + 1, span):
+        indices = [start + k * stride for k in range(spec.frames)]
+        plans.append(WindowPlan(opened.video, opened.meta, indices, stride, opened.arrays))
         if len(plans) == limit:
             break
     return plans
