@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from contract.clip import ResolvedClip
 from contract.record import INDEX_ROW_FIELDS, SampleRecord
 from contract.sample import CLIP_EMBEDDING, JSON
 from pipeline.generate.config import GenerateConfig
@@ -56,16 +57,16 @@ class Judged(NamedTuple):
 
 def failed_row(task: ClipTask, error: str) -> dict[str, Any]:
     """The index row of a clip that never produced a sample: what its ResolvedClip says."""
-    clip = task.clip
-    output = clip.get("output", {})
+    clip = ResolvedClip.parse(task.clip, source=f"resolved clip of {task.key}")
+    output = clip.output
     row: dict[str, Any] = {
         "key": task.key, "status": "failed", "shard": "", "reason": "", "error": error,
         "attempts": task.attempts, "caption": "", "source": "synthetic", "domain": "",
-        "manifest_name": clip.get("manifest_name", ""), "manifest_sha256": clip.get("manifest_sha256", ""),
-        "resolved_sha256": clip.get("sha256", ""), "scene": clip.get("scene", ""),
-        "clip_index": int(clip.get("clip_index", 0)), "frames": int(output.get("frames", 0)),
-        "width": int(output.get("width", 0)), "height": int(output.get("height", 0)),
-        "fps": float(output.get("fps", 0.0)), "renderer": "", "params_json": clip, "scores": {}, "embedding": [],
+        "manifest_name": clip.manifest_name, "manifest_sha256": clip.manifest_sha256,
+        "resolved_sha256": clip.sha256, "scene": clip.scene,
+        "clip_index": clip.clip_index, "frames": output.frames,
+        "width": output.width, "height": output.height,
+        "fps": output.fps, "renderer": "", "params_json": task.clip, "scores": {}, "embedding": [],
     }
     assert tuple(row) == INDEX_ROW_FIELDS  # the same columns as every record's row (contract/record.py)
     return row

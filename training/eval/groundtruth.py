@@ -167,11 +167,12 @@ def render(clip: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render a resolved clip in-process: (rgb (T,H,W,3) uint8, poses (T,4,4), K (3,3))."""
     from unreal_bridge.procedural import ProceduralBackend
 
+    typed = ResolvedClip.parse(clip)
     backend = ProceduralBackend()
     try:
-        backend.open(clip)
+        backend.open(typed)
         rgb, poses, K = [], [], None
-        for frame in backend.frames(0, int(clip["output"]["frames"]), passes=("rgb",)):
+        for frame in backend.frames(0, typed.output.frames, passes=("rgb",)):
             rgb.append(frame.passes["rgb"])
             poses.append(frame.camera_to_world)
             K = frame.intrinsics

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from contract.clip import KINEMATIC_RIGS
+from contract.clip import KINEMATIC_RIGS, ResolvedClip
 from contract.errors import UserError
 from contract.sample import ACTION_DIM
 from training.eval import camera as cam
@@ -96,8 +96,11 @@ def prepare_eval(checkpoint: str | Path, data: str | Path, *, clips: int = 32, s
     held_out = groundtruth.load_held_out(data, clips, fps=bundle.fps, frames=frames)
     for clip in held_out:  # a horizon past the stored clip needs a clip the procedural backend can re-drive
         needed = (frames - 1) * max(1, round(clip.fps / bundle.fps)) + 1
-        rig = ((clip.resolved_clip or {}).get("camera") or {}).get("rig")
-        if len(clip.frames) < needed and rig not in KINEMATIC_RIGS:
+        if len(clip.frames) >= needed:
+            continue
+        rig = None if clip.resolved_clip is None else ResolvedClip.parse(
+            clip.resolved_clip, source=f"--data {data}: clip {clip.key}'s resolved_clip").camera.rig
+        if rig not in KINEMATIC_RIGS:
             why = "has no resolved_clip in its json" if clip.resolved_clip is None else f"uses the {rig!r} rig"
             raise UserError(f"--data {data}: clip {clip.key} has {len(clip.frames)} frames, {seconds:g} s needs {needed}, "
                             f"and it {why}, so the rest cannot be rendered",
@@ -271,7 +274,7 @@ def _revisit(bundle: ModelBundle, clip: EvalClip, kind: str, frames: int, settin
     from training.data import resize_frames
 
     actions = revisit_actions(kind, frames)
-    if clip.resolved_clip is None or clip.resolved_clip["camera"]["rig"] not in KINEMATIC_RIGS:
+    if clip.resolved_clip is None or not ResolvedClip.parse(clip.resolved_clip).kinematic:
         return {}  # only rigs whose poses follow the actions can be re-driven
     render_clip = groundtruth.with_actions(clip.resolved_clip, actions, fps=bundle.fps)
     truth, poses, _ = groundtruth.render(render_clip)
