@@ -127,6 +127,19 @@ def test_hostile_manifests_are_refused_by_the_real_resolver_and_health_answers()
         server.stop(grace=0)
 
 
+def test_deeply_nested_resolved_clip_json_is_bad_input_not_a_server_fault():
+    """`[[[[...]]]]` (or a deep object in `randomized`) fits the size limit but overflows Python's
+    recursion: INVALID_ARGUMENT in one line, not INTERNAL."""
+    clip = standin_clip()
+    nested: dict = {}
+    for _ in range(900):
+        nested = {"x": nested}
+    clip["randomized"] = nested
+    for text in ("[" * 100_000 + "]" * 100_000, json.dumps(clip)):
+        with pytest.raises(UserError, match="nests too deeply"):
+            resolve_request(pb.OpenSessionRequest(resolved_clip_json=text))
+
+
 def test_resolved_clip_sizes_are_bounded():
     clip = standin_clip()
     clip["output"]["frames"] = 10**12

@@ -36,9 +36,12 @@ def resolve_request(request: pb.OpenSessionRequest) -> OpenedClip:
     if source == "resolved_clip_json":
         try:
             document = json.loads(request.resolved_clip_json)
+            clip = ResolvedClip.parse(document, source="resolved_clip_json")  # every field checked before hashing
         except json.JSONDecodeError as error:
             raise UserError(f"resolved_clip_json is not valid JSON (line {error.lineno}: {error.msg})") from None
-        clip = ResolvedClip.parse(document, source="resolved_clip_json")  # every field checked before hashing
+        except RecursionError:  # hostile nesting: refuse it as bad input, not a server fault
+            raise UserError("resolved_clip_json nests too deeply; a resolved clip is a few levels deep: "
+                            "send what `worldloom manifest resolve` wrote") from None
         stated = document.get("sha256")
         try:
             actual = manifests.clip_sha256(document)
