@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from contract.defaults import DEFAULT_CAMERA_HEIGHT_M, DEFAULT_FOV_DEG
 from contract.errors import UserError
+from contract.manifest.loader import short_repr
 from contract.manifest.rollout import camera_to_world, rollout_poses
 from contract.manifest.schema import (
     MAX_FPS,
@@ -124,8 +125,7 @@ class _Reader:
 
 
 def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return short_repr(value, limit=40)
 
 
 def _frozen(value: Any) -> Any:

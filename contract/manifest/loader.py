@@ -137,9 +137,10 @@ def _model_at(loc: Loc, data: Any) -> type[BaseModel] | None:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any, limit: int = 60) -> str:
+    """`repr(value)` cut to `limit` characters, for one-line messages that quote bad input."""
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _TYPE_WORDS = {
@@ -169,33 +170,33 @@ def issue_from_pydantic(error: Mapping[str, Any], data: Any) -> Issue:
         fix += f" (allowed here: {', '.join(allowed)})" if allowed else ""
         return Issue(loc, f"unknown field `{field}`", fix)
     if kind == "literal_error":
-        return Issue(loc, f"{_short(value)} is not allowed", f"use one of {ctx.get('expected', '')}")
+        return Issue(loc, f"{short_repr(value)} is not allowed", f"use one of {ctx.get('expected', '')}")
     if kind in _BOUNDS:
         bound = next(iter(ctx.values()), "")
-        return Issue(loc, f"{_short(value)} is out of range", f"use a value {_BOUNDS[kind]} {bound}")
+        return Issue(loc, f"{short_repr(value)} is out of range", f"use a value {_BOUNDS[kind]} {bound}")
     if kind in ("too_short", "too_long"):
         lo, hi = ctx.get("min_length"), ctx.get("max_length")
         want = f"exactly {lo}" if lo == hi and lo is not None else f"at least {ctx.get('min_length')}" if kind == "too_short" else f"at most {ctx.get('max_length')}"
         return Issue(loc, f"has {ctx.get('actual_length', '?')} items", f"give {want} items")
     if kind == "string_pattern_mismatch":
         if "randomize" in loc[:-1] and loc and loc[-1] == value:
-            return Issue(loc, f"{_short(value)} is not a field path", "write a dotted path inside the scene, e.g. environment.weather.fog or world.params.tree_density")
+            return Issue(loc, f"{short_repr(value)} is not a field path", "write a dotted path inside the scene, e.g. environment.weather.fog or world.params.tree_density")
         hint = {"name": "lower-case letters, digits, underscores (no dots), e.g. city_day", "level": "an Unreal content path such as /Game/Maps/City"}
-        return Issue(loc, f"{_short(value)} does not match {ctx.get('pattern')}", f"use {hint.get(field, 'a value matching that pattern')}")
+        return Issue(loc, f"{short_repr(value)} does not match {ctx.get('pattern')}", f"use {hint.get(field, 'a value matching that pattern')}")
     if kind == "string_too_long":
         return Issue(loc, "is too long", f"use at most {ctx.get('max_length')} characters")
     if kind == "union_tag_invalid":
-        return Issue(loc, f"unknown generator {_short(ctx.get('tag'))}", f"use one of {ctx.get('expected_tags')} (or `level:` for Unreal)")
+        return Issue(loc, f"unknown generator {short_repr(ctx.get('tag'))}", f"use one of {ctx.get('expected_tags')} (or `level:` for Unreal)")
     if kind == "world_kind":
         generator = value.get("generator") if isinstance(value, dict) else None
         if generator is not None:
-            return Issue((*loc, "generator"), f"unknown generator {_short(generator)}", "use one of city, forest, terrain, physics_sandbox, empty (or `level:` for Unreal)")
+            return Issue((*loc, "generator"), f"unknown generator {short_repr(generator)}", "use one of city, forest, terrain, physics_sandbox, empty (or `level:` for Unreal)")
         return Issue(loc, "world has neither `generator` nor `level`", "add generator: city | forest | terrain | physics_sandbox | empty, or level: /Game/...")
     if kind in ("finite_number",):
-        return Issue(loc, f"{_short(value)} is not a finite number", "write a finite number")
+        return Issue(loc, f"{short_repr(value)} is not a finite number", "write a finite number")
     if kind in _TYPE_WORDS:
         got = type(value).__name__ if value is not None else "null"
-        return Issue(loc, f"{_short(value)} ({got}) is the wrong type", f"write {_TYPE_WORDS[kind]}")
+        return Issue(loc, f"{short_repr(value)} ({got}) is the wrong type", f"write {_TYPE_WORDS[kind]}")
     return Issue(loc, str(error.get("msg", "invalid value")), "see docs/manifests.md for this field")
 
 
